@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes control plane from the Go module proxy into a cache outside the repo:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok and helm, at the
+# versions pinned in versions.env. Each tool lands in $CACHE/bin/<tool>-<version>/ with a .complete
+# stamp; a present stamp means a cache hit and nothing is rebuilt.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=/dev/null
+source <(grep -E '^[A-Z0-9_]+=' "$here/versions.env")
+cache=${FLASHSALE_CACHE:-$HOME/.cache/flashsale}
+work="$cache/work"
+mkdir -p "$work"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod GOTOOLCHAIN=local
+ldflags="-s -w"
+
+log() { printf '[build-cluster-tools] %s\n' "$*" >&2; }
+built() { [ -f "$1/.complete" ]; }
+finish() { touch "$1/.complete"; log "built $(basename "$1") in $(( $(date +%s) - $2 ))s"; }
+
+# A throwaway main module: k8s.io/kubernetes resolves its staging modules with local replace lines
+# that only work in its own repository (kubernetes/kubernetes#79384), so we pin each staging module
+# to the matching published v0.X.Y instead.
+build_kubernetes() {
+  local out="$cache/bin/k8s-$KUBERNETES_VERSION" start; start=$(date +%s)
+  built "$out" && return 0
+  log "building kubernetes $KUBERNETES_VERSION (cold: ~20-30 min on 2 cores)"
+  local dir="$work/k8s-$KUBERNETES_VERSION" staging="v0.${KUBERNETES_VERSION#v1.}"
+  rm -rf "$dir" && mkdir -p "$dir" "$out"
+  local gomod; gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+  {
+    echo "module flashsale.local/k8sbuild"
+    echo "go 1.26.0"
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo "replace ("
+    sed -n '/^replace (/,/^)/p' "$gomod" | grep -oE 'k8s\.io/[a-z0-9-]+ =>' | sed 's/ =>//' \
+      | while read -r m; do echo "  $m => $m $staging"; done
+    echo ")"
+  } > "$dir/go.mod"
+  local major=${KUBERNETES_VERSION#v}; major=${major%%.*}
+  local minor=${KUBERNETES_VERSION#v*.}; minor=${minor%%.*}
+  local v="k8s.io/component-base/version"
+  (cd "$dir" && go build -trimpath -tags selinux,notest -o "$out/" \
+    -ldflags "$ldflags -X $v.gitVersion=$KUBERNETES_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+  finish "$out" "$start"
+}
+
+# etcd's server module carries replace lines too; inside a throwaway module they are ignored and
+# the published sibling modules are used.
+build_etcd() {
+  local out="$cache/bin/etcd-$ETCD_VERSION" start; start=$(date +%s)
+  built "$out" && return 0
+  log "building etcd $ETCD_VERSION"
+  local dir="$work/etcd-$ETCD_VERSION"
+  rm -rf "$dir" && mkdir -p "$dir" "$out"
+  printf 'module flashsale.local/etcdbuild\ngo 1.26.0\nrequire go.etcd.io/etcd/server/v3 %s\n' \
+    "$ETCD_VERSION" > "$dir/go.mod"
+  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+  finish "$out" "$start"
+}
+
+# kwok ships its Stage objects only inside its module; the standalone binary needs them in --config.
+build_kwok() {
+  local out="$cache/bin/kwok-$KWOK_VERSION" start; start=$(date +%s)
+  built "$out" && return 0
+  log "building kwok $KWOK_VERSION"
+  mkdir -p "$out"
+  GOBIN="$out" go install -trimpath -ldflags "$ldflags" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"
+  local src; src="$(go env GOMODCACHE)/sigs.k8s.io/kwok@$KWOK_VERSION/kustomize/stage"
+  chmod -R u+w "$out"
+  mkdir -p "$out/stages"
+  for stage in node/fast/node-initialize node/heartbeat-with-lease/node-heartbeat-with-lease \
+               pod/fast/pod-ready pod/fast/pod-complete pod/fast/pod-delete; do
+    cp "$src/$stage.yaml" "$out/stages/"
+  done
+  finish "$out" "$start"
+}
+
+build_helm() {
+  local out="$cache/bin/helm-$HELM_VERSION" start; start=$(date +%s)
+  built "$out" && return 0
+  log "building helm $HELM_VERSION"
+  mkdir -p "$out"
+  local major=${HELM_VERSION%%.*}
+  GOBIN="$out" go install -trimpath -ldflags "$ldflags" "helm.sh/helm/$major/cmd/helm@$HELM_VERSION"
+  finish "$out" "$start"
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm kubernetes)
+for t in "${targets[@]}"; do "build_$t"; done

@@ -1,0 +1,80 @@
+"""The local cluster's nodes and the "regular shop" workload, as plain manifests (pure functions).
+
+Two pools: `pool=shop` runs the regular shop (simulated by kwok), `pool=flashsale` is tainted
+`dedicated=flashsale:NoSchedule` and is served by the node agent, which really runs project images.
+The label `flashsale.dev/kubelet` says which of the two plays kubelet for a node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+KUBELET_LABEL = "flashsale.dev/kubelet"
+KWOK = "kwok"
+NODE_AGENT = "node-agent"
+POOL_LABEL = "pool"
+FLASHSALE_TAINT = {"key": "dedicated", "value": "flashsale", "effect": "NoSchedule"}
+SHOP_NAMESPACE = "shop"
+
+
+@dataclass(frozen=True)
+class NodePool:
+    name: str
+    size: int
+    kubelet: str
+    taints: tuple[dict[str, str], ...] = ()
+
+
+DEFAULT_POOLS = (
+    NodePool("shop", 3, KWOK),
+    NodePool("flashsale", 3, NODE_AGENT, (FLASHSALE_TAINT,)),
+)
+
+# The regular shop: it must keep running, untouched, while a sale happens next to it.
+SHOP_DEPLOYMENTS = {"web": 3, "cart": 2, "checkout": 2}
+
+
+def node_manifest(pool: NodePool, index: int) -> dict[str, Any]:
+    name = f"{pool.name}-{index}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                POOL_LABEL: pool.name,
+                KUBELET_LABEL: pool.kubelet,
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "type": pool.kubelet,
+            },
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+        },
+        "spec": {"taints": [dict(t) for t in pool.taints]},
+    }
+
+
+def pool_manifests(pools: tuple[NodePool, ...] = DEFAULT_POOLS) -> list[dict[str, Any]]:
+    return [node_manifest(pool, i) for pool in pools for i in range(1, pool.size + 1)]
+
+
+def shop_deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": f"shop-{name}", "app.kubernetes.io/part-of": "shop"}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": f"shop-{name}", "namespace": SHOP_NAMESPACE, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "nodeSelector": {POOL_LABEL: "shop"},
+                    "containers": [{"name": name, "image": f"shop.example/{name}:1.0"}],
+                },
+            },
+        },
+    }

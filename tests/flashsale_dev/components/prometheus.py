@@ -1,0 +1,79 @@
+"""Prometheus (Debian): scrapes whatever targets the caller registers, every second.
+
+Targets come from file-based service discovery: `register_target` writes one JSON file per job
+and Prometheus picks it up without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from flashsale_dev.components.base import Component
+from flashsale_dev.paths import require_binary
+from flashsale_dev.process import ManagedProcess
+
+CONFIG = """\
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: file_sd
+    file_sd_configs:
+      - files: ["{targets}/*.json"]
+        refresh_interval: 1s
+"""
+
+
+class Prometheus(Component):
+    name = "prometheus"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.dir / "targets"
+
+    def exports(self) -> dict[str, str]:
+        return {"PROMETHEUS_URL": self.url}
+
+    def register_target(self, job: str, address: str, labels: dict[str, str] | None = None) -> None:
+        """Scrape `address` (host:port, /metrics) under the label job=`job`."""
+        entry = [{"targets": [address], "labels": {"job": job, **(labels or {})}}]
+        tmp = self.targets_dir / f".{job}.json.tmp"
+        tmp.write_text(json.dumps(entry))
+        os.replace(tmp, self.targets_dir / f"{job}.json")  # atomic: never a half-written file
+
+    def unregister_target(self, job: str) -> None:
+        (self.targets_dir / f"{job}.json").unlink(missing_ok=True)
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant PromQL query; the `result` list of the answer."""
+        answer = httpx.get(f"{self.url}/api/v1/query", params={"query": promql}, timeout=10).json()
+        if answer.get("status") != "success":
+            raise RuntimeError(f"PromQL {promql!r} failed: {answer}")
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def _prepare(self) -> None:
+        self.targets_dir.mkdir(exist_ok=True)
+        (self.dir / "prometheus.yml").write_text(CONFIG.format(targets=self.targets_dir))
+
+    def _make_process(self) -> ManagedProcess:
+        argv = [
+            str(require_binary("/usr/bin/prometheus")),
+            f"--config.file={self.dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=1d",
+        ]
+        return ManagedProcess(self.name, argv, self.log_path)
+
+    def _ready(self) -> bool:
+        return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
