@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 
+from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.components import Component, Kafka, Postgres, Prometheus, Redis
 from flashsale_dev.ports import PortReservations
 from flashsale_dev.process import processes_mentioning
@@ -27,6 +28,7 @@ class LocalPlatform:
         *,
         redis_appendonly: bool = False,
         postgres_durable: bool = False,
+        with_cluster: bool = False,
     ) -> None:
         self.root = root or Path(tempfile.mkdtemp(prefix="flashsale-"))
         self.root.mkdir(parents=True, exist_ok=True)
@@ -37,6 +39,7 @@ class LocalPlatform:
         self.postgres = Postgres(self.root, self._ports, durable=postgres_durable)
         self.kafka = Kafka(self.root, self._ports)
         self.prometheus = Prometheus(self.root, self._ports)
+        self.cluster = LocalCluster(self.root / "cluster", self._ports) if with_cluster else None
 
     @property
     def components(self) -> list[Component]:
@@ -45,12 +48,17 @@ class LocalPlatform:
     def start(self) -> None:
         try:
             # initdb and Kafka's storage format each start a process of their own: overlap them.
-            with ThreadPoolExecutor(max_workers=len(self.components)) as pool:
-                for prepared in [pool.submit(c.prepare) for c in self.components]:
+            preparations = [c.prepare for c in self.components]
+            if self.cluster:
+                preparations.append(self.cluster.prepare)
+            with ThreadPoolExecutor(max_workers=len(preparations)) as pool:
+                for prepared in [pool.submit(step) for step in preparations]:
                     prepared.result()
             # Spawned from this thread so that they die with it (PR_SET_PDEATHSIG).
             for component in self.components:
                 component.launch()
+            if self.cluster:
+                self.cluster.start()  # meanwhile the middleware warms up
             for component in self.components:
                 component.await_ready()
         except BaseException:
@@ -59,6 +67,8 @@ class LocalPlatform:
         self.state_file.write_text(json.dumps({"exports": self.exports(), "pids": self.pids()}, indent=2))
 
     def stop(self, *, keep_state: bool = False) -> None:
+        if self.cluster:
+            self.cluster.stop()
         for component in reversed(self.components):
             component.stop()
         self._ports.release()
@@ -69,13 +79,15 @@ class LocalPlatform:
         merged: dict[str, str] = {}
         for component in self.components:
             merged.update(component.exports())
+        if self.cluster:
+            merged.update(self.cluster.exports())
         return merged
 
     def shell_exports(self) -> str:
         return "".join(f"export {key}={value}\n" for key, value in self.exports().items())
 
     def pids(self) -> dict[str, int | None]:
-        return {c.name: c.process.pid for c in self.components}
+        return {c.name: c.process.pid for c in self._everything()}
 
     def leftover_processes(self) -> list[int]:
         """Live processes that still mention this platform's directory (should be none after stop)."""
@@ -86,7 +98,10 @@ class LocalPlatform:
         return self.root / "platform.json"
 
     def logs(self) -> Iterator[Path]:
-        return (c.log_path for c in self.components)
+        return (c.log_path for c in self._everything())
+
+    def _everything(self) -> list[Component]:
+        return self.components + (self.cluster.components if self.cluster else [])
 
     def __enter__(self) -> LocalPlatform:
         self.start()

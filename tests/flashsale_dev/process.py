@@ -8,6 +8,7 @@ spawned it: spawn from the main thread or from a thread that outlives the proces
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -82,10 +83,8 @@ class ManagedProcess:
             return
         if self._popen.poll() is None:
             self._signal_leader(self.stop_signal)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self._kill_group()
 
     def kill(self) -> None:
@@ -117,17 +116,13 @@ class ManagedProcess:
 
     def _signal_leader(self, sig: signal.Signals) -> None:
         assert self._popen is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(self._popen.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def _kill_group(self) -> None:
         assert self._popen is not None
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._popen.wait()
 
 

@@ -156,7 +156,9 @@ class Scheduler(_KubeComponent):
     name = "kube-scheduler"
 
     def _make_process(self) -> ManagedProcess:
-        return ManagedProcess(self.name, [_k8s_binary("kube-scheduler"), *self._common_flags()], self.log_path)
+        return ManagedProcess(
+            self.name, [_k8s_binary("kube-scheduler"), *self._common_flags()], self.log_path
+        )
 
 
 class Kwok(Component):

@@ -13,7 +13,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from flashsale_dev.components.base import Component
 from flashsale_dev.paths import kafka_libs, require_binary
@@ -53,7 +53,13 @@ SINGLE_NODE = {
     "auto.create.topics.enable": "false",
     "num.partitions": "1",
 }
-JVM_OPTIONS = ["-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true"]
+JVM_OPTIONS = [
+    "-Xms256m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+]
 
 
 class Kafka(Component):
@@ -73,15 +79,16 @@ class Kafka(Component):
         return {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers}
 
     def admin(self) -> AdminClient:
-        return AdminClient({"bootstrap.servers": self.bootstrap_servers, "logger": _quiet_logger()})
+        settings: dict[str, object] = {"bootstrap.servers": self.bootstrap_servers, "logger": _quiet_logger()}
+        return AdminClient(settings)  # type: ignore[arg-type]
 
     def create_topic(self, name: str, partitions: int = 1, timeout: float = 30.0) -> None:
-        futures = self.admin().create_topics([NewTopic(name, partitions, 1)], operation_timeout=timeout)
-        futures[name].result(timeout)
+        admin = self.admin()  # must outlive the future: a collected client cancels its requests
+        admin.create_topics([NewTopic(name, partitions, 1)], operation_timeout=timeout)[name].result(timeout)
 
     def delete_topic(self, name: str, timeout: float = 30.0) -> None:
-        futures = self.admin().delete_topics([name], operation_timeout=timeout)
-        futures[name].result(timeout)
+        admin = self.admin()
+        admin.delete_topics([name], operation_timeout=timeout)[name].result(timeout)
 
     @property
     def _properties_path(self) -> Path:
@@ -94,8 +101,13 @@ class Kafka(Component):
         return f"{libs}/*"
 
     def _java(self) -> list[str]:
-        return [str(require_binary("java", "install a Java 17 runtime")), *JVM_OPTIONS,
-                f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}", "-cp", self._classpath()]
+        return [
+            str(require_binary("java", "install a Java 17 runtime")),
+            *JVM_OPTIONS,
+            f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}",
+            "-cp",
+            self._classpath(),
+        ]
 
     def _prepare(self) -> None:
         settings = {
@@ -107,8 +119,17 @@ class Kafka(Component):
         }
         self._properties_path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
         (self.dir / "log4j2.properties").write_text(LOG4J2)
-        fmt = [*self._java(), "kafka.tools.StorageTool", "format", "--standalone", "-t", self.cluster_id,
-               "-c", str(self._properties_path), "--ignore-formatted"]
+        fmt = [
+            *self._java(),
+            "kafka.tools.StorageTool",
+            "format",
+            "--standalone",
+            "-t",
+            self.cluster_id,
+            "-c",
+            str(self._properties_path),
+            "--ignore-formatted",
+        ]
         done = subprocess.run(fmt, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:
             raise ComponentError(f"kafka storage format failed:\n{done.stdout}\n{done.stderr}")

@@ -1,0 +1,70 @@
+# FlashSale - one Makefile contract. `make demo` and `make test` do all their own set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+PY        := $(VENV)/bin/python
+BUILD     := tests/flashsale_dev/build
+PYTHON311 := $(shell command -v python3.11 || command -v python3)
+CACHE     ?= $(or $(FLASHSALE_CACHE),$(HOME)/.cache/flashsale)
+PYTEST_ARGS ?=
+
+.PHONY: help setup setup-system setup-python setup-kafka setup-cluster lint fmt test test-unit \
+        test-integration test-cluster up down env demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+setup: setup-system setup-python setup-kafka setup-cluster ## install everything (idempotent; fast when warm)
+
+setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk (no daemons started)
+	@bash $(BUILD)/setup-system.sh
+
+setup-python: $(VENV)/.installed ## the Python venv with runtime and dev dependencies
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON311) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the repo
+	@bash $(BUILD)/fetch-kafka.sh
+
+setup-cluster: ## build kube-apiserver/controller-manager/scheduler/kubectl, etcd, kwok, helm into the cache
+	@bash $(BUILD)/build-cluster-tools.sh
+
+lint: setup-python ## ruff (lint + format check) and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+fmt: setup-python ## apply ruff's fixes and formatting
+	@$(VENV)/bin/ruff check --fix .
+	@$(VENV)/bin/ruff format .
+
+test: setup lint ## lint, then every test tier (unit, integration, cluster, e2e) on real components
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: setup-python ## pure tests only, no servers
+	@$(VENV)/bin/pytest -m unit $(PYTEST_ARGS)
+
+test-integration: setup ## tests against the real middleware
+	@$(VENV)/bin/pytest -m integration $(PYTEST_ARGS)
+
+test-cluster: setup ## tests against the real Kubernetes control plane
+	@$(VENV)/bin/pytest -m cluster $(PYTEST_ARGS)
+
+up: setup ## start the local platform (middleware + cluster) in the background; prints exports
+	@$(PY) -m flashsale_dev.cli up
+
+down: ## stop what `make up` started and remove its state
+	@test -x $(PY) && $(PY) -m flashsale_dev.cli down || true
+
+env: ## print the export lines of the running platform
+	@$(PY) -m flashsale_dev.cli env
+
+demo: setup ## run a whole sale end to end on a fresh local platform
+	@$(PY) -m flashsale_dev.demo
+
+clean: down ## remove the venv and caches inside the repo (not the tool cache)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,119 @@
+"""pytest fixtures for the local platform (loaded with `-p flashsale_dev.pytest_plugin`).
+
+Session-scoped: `platform` (Redis, PostgreSQL, Kafka, Prometheus) and `cluster` (the Kubernetes
+control plane), each started only when a test asks for it and stopped at the end of the run, also
+when the run is interrupted. Per test: a fresh Redis database, Kafka topic, PostgreSQL schema and
+Kubernetes namespace, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import kubernetes
+import psycopg
+import pytest
+import redis
+
+from flashsale_dev.cluster import LocalCluster
+from flashsale_dev.components import Prometheus
+from flashsale_dev.components.redis import DATABASES
+from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.ports import PortReservations
+
+_redis_databases = itertools.cycle(range(1, DATABASES))
+
+
+@pytest.fixture(scope="session")
+def platform() -> Iterator[LocalPlatform]:
+    with LocalPlatform() as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[LocalCluster]:
+    root = Path(tempfile.mkdtemp(prefix="flashsale-cluster-"))
+    ports = PortReservations()
+    local = LocalCluster(root, ports)
+    try:
+        local.prepare()
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        ports.release()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RedisDatabase:
+    url: str
+    client: redis.Redis
+
+
+@pytest.fixture
+def redis_db(platform: LocalPlatform) -> Iterator[RedisDatabase]:
+    """A Redis logical database of this test's own, empty at the start."""
+    db = next(_redis_databases)
+    client = platform.redis.client(db)
+    client.flushdb()
+    try:
+        yield RedisDatabase(platform.redis.url(db), client)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def kafka_topic(platform: LocalPlatform) -> Iterator[str]:
+    """A new Kafka topic (3 partitions) for this test, deleted afterwards."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    platform.kafka.create_topic(name, partitions=3)
+    yield name
+    platform.kafka.delete_topic(name)
+
+
+@dataclass(frozen=True)
+class PostgresSchema:
+    name: str
+    url: str  # the database URL with search_path set to the schema
+
+    def connect(self, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, connect_timeout=5, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def pg_schema(platform: LocalPlatform) -> Iterator[PostgresSchema]:
+    """A PostgreSQL schema of this test's own; connections from `.url` use it by default."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with platform.postgres.connect(autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {name}")
+    yield PostgresSchema(name, f"{platform.postgres.url()}?options=-csearch_path%3D{name}")
+    with platform.postgres.connect(autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def prometheus(platform: LocalPlatform) -> Prometheus:
+    return platform.prometheus
+
+
+@pytest.fixture
+def kube_api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
+    with cluster.api_client() as api:
+        yield api
+
+
+@pytest.fixture
+def namespace(kube_api: kubernetes.client.ApiClient) -> Iterator[str]:
+    """A fresh namespace for this test; deleted (and garbage-collected) afterwards."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = kubernetes.client.CoreV1Api(kube_api)
+    core.create_namespace({"metadata": {"name": name, "labels": {"flashsale.dev/test": "true"}}})
+    yield name
+    core.delete_namespace(name)
