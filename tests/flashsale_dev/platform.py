@@ -75,6 +75,10 @@ class LocalPlatform:
         if not keep_state:
             shutil.rmtree(self.root, ignore_errors=True)
 
+    def reserve_port(self) -> int:
+        """A free loopback port held for this platform's life (for a metrics endpoint, say)."""
+        return self._ports.take()
+
     def exports(self) -> dict[str, str]:
         merged: dict[str, str] = {}
         for component in self.components:

@@ -1,0 +1,1 @@
+"""The FlashSale operator (kopf). Named `flashsale_operator`: `operator` is a standard-library module."""

@@ -1,0 +1,60 @@
+"""Small pieces of the local platform that need no server."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from flashsale_dev.paths import versions
+from flashsale_dev.ports import PortReservations
+from flashsale_dev.waiting import ConditionTimeout, wait_for
+
+
+def test_every_pinned_version_is_exact() -> None:
+    pinned = versions()
+    assert {"KUBERNETES_VERSION", "ETCD_VERSION", "KWOK_VERSION", "HELM_VERSION", "KAFKA_VERSION"} <= set(
+        pinned
+    )
+    for key, value in pinned.items():
+        assert re.fullmatch(r"v?\d+\.\d+\.\d+", value), f"{key}={value} is not an exact version"
+
+
+def test_reserved_ports_are_distinct_free_and_held_until_released() -> None:
+    first, second = PortReservations(), PortReservations()
+    try:
+        taken = {first.take() for _ in range(20)} | {second.take() for _ in range(20)}
+        assert len(taken) == 40
+        for port in taken:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", port))  # nothing listens there yet
+    finally:
+        first.release()
+        second.release()
+
+
+def test_wait_for_returns_the_first_truthy_answer() -> None:
+    answers = iter([None, 0, [], "ready"])
+    assert wait_for(lambda: next(answers), timeout=10, interval=0.001) == "ready"
+
+
+def test_wait_for_treats_exceptions_as_not_yet() -> None:
+    calls = iter([ConnectionError("refused"), ConnectionError("refused"), True])
+
+    def probe() -> bool:
+        answer = next(calls)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert wait_for(probe, timeout=10, interval=0.001) is True
+
+
+def test_wait_for_explains_what_it_waited_for() -> None:
+    with pytest.raises(ConditionTimeout, match=r"(?s)the broker.*refused.*state: down"):
+        wait_for(_refuse, timeout=0.05, interval=0.01, what="the broker", describe=lambda: "state: down")
+
+
+def _refuse() -> None:
+    raise ConnectionRefusedError("refused")
