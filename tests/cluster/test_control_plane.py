@@ -21,9 +21,8 @@ FLASHSALE_PLACEMENT = {
 }
 
 
-def deployment(
-    name: str, replicas: int, image: str = "shop.example/web:1.0", **pod_spec: Any
-) -> dict[str, Any]:
+def deployment(name: str, replicas: int, pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A Deployment of a simulated (non-project) image; `pod_spec` adds placement."""
     labels = {"app": name}
     return {
         "apiVersion": "apps/v1",
@@ -34,7 +33,10 @@ def deployment(
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "main", "image": image}], **pod_spec},
+                "spec": {
+                    "containers": [{"name": "main", "image": "shop.example/web:1.0"}],
+                    **(pod_spec or {}),
+                },
             },
         },
     }
@@ -84,10 +86,10 @@ def test_only_pods_with_the_flashsale_toleration_and_selector_land_on_the_flashs
     kube_api: Any, namespace: str
 ) -> None:
     core, apps = kubernetes.client.CoreV1Api(kube_api), kubernetes.client.AppsV1Api(kube_api)
-    apps.create_namespaced_deployment(namespace, deployment("sale", 4, **FLASHSALE_PLACEMENT))
+    apps.create_namespaced_deployment(namespace, deployment("sale", 4, FLASHSALE_PLACEMENT))
     apps.create_namespaced_deployment(namespace, deployment("regular", 6))
     apps.create_namespaced_deployment(  # asks for the pool but does not tolerate its taint
-        namespace, deployment("intruder", 1, nodeSelector={POOL_LABEL: "flashsale"})
+        namespace, deployment("intruder", 1, {"nodeSelector": {POOL_LABEL: "flashsale"}})
     )
     pools = node_pools(core)
 

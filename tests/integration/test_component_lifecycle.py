@@ -115,7 +115,7 @@ def _read(servers: str, topic: str, group: str, count: int) -> list[str]:
             message = consumer.poll(1.0)
             if message is None or message.error():
                 continue
-            values.append(message.value().decode())
+            values.append((message.value() or b"").decode())
             consumer.commit(message=message, asynchronous=False)
             if len(values) == count:
                 break

@@ -131,6 +131,6 @@ def _consume(platform: LocalPlatform, topic: str, group: str, expected: int) -> 
 def _poll_into(consumer: Consumer, received: set[str]) -> int:
     message = consumer.poll(1.0)
     if message is not None and message.error() is None:
-        received.add(message.value().decode())
+        received.add((message.value() or b"").decode())
         consumer.commit(message=message, asynchronous=False)
     return len(received)

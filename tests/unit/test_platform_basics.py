@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,12 +36,12 @@ def test_reserved_ports_are_distinct_free_and_held_until_released() -> None:
 
 
 def test_wait_for_returns_the_first_truthy_answer() -> None:
-    answers = iter([None, 0, [], "ready"])
+    answers: Iterator[object] = iter([None, 0, [], "ready"])
     assert wait_for(lambda: next(answers), timeout=10, interval=0.001) == "ready"
 
 
 def test_wait_for_treats_exceptions_as_not_yet() -> None:
-    calls = iter([ConnectionError("refused"), ConnectionError("refused"), True])
+    calls: Iterator[Exception | bool] = iter([ConnectionError("refused"), ConnectionError("refused"), True])
 
     def probe() -> bool:
         answer = next(calls)
