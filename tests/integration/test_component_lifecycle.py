@@ -3,6 +3,7 @@ tests of later work rely on it - and several platforms run side by side."""
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from flashsale_dev.components import Redis
+from flashsale_dev.components import Postgres, Redis
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.ports import PortReservations
 from flashsale_dev.process import ComponentError
@@ -122,3 +123,13 @@ def _read(servers: str, topic: str, group: str, count: int) -> list[str]:
     finally:
         consumer.close()
     return values
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_postgres_under_a_directory_closed_to_its_user_says_how_to_fix_it(tmp_path: Path) -> None:
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    ports = PortReservations()
+    with pytest.raises(ComponentError, match=r"cannot reach .* put the platform's state under /tmp"):
+        Postgres(closed, ports).start()
+    ports.release()

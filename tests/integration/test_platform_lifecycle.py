@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
+import uuid
 from pathlib import Path
 
 import redis
@@ -18,8 +20,9 @@ from flashsale_dev.waiting import wait_for
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_make_up_then_make_down_leaves_no_process_and_no_state(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
+def test_make_up_then_make_down_leaves_no_process_and_no_state() -> None:
+    # Under /tmp itself: pytest's tmp_path is closed to the postgres user.
+    state_dir = Path(tempfile.gettempdir()) / f"flashsale-test-up-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "FLASHSALE_STATE_DIR": str(state_dir)}
     try:
         up = subprocess.run(["make", "-s", "up"], cwd=REPO, env=env, capture_output=True, text=True,

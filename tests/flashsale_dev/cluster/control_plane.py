@@ -6,6 +6,7 @@ in shared/notes/kubernetes-control-plane.md; what matters is commented where it 
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 
 import httpx
@@ -100,7 +101,8 @@ class ApiServer(Component):
         return ManagedProcess(self.name, argv, self.log_path)
 
     def _ready(self) -> bool:
-        answer = httpx.get(f"{self.url}/readyz", verify=str(self.pki.ca.cert), timeout=5)
+        trust = ssl.create_default_context(cafile=str(self.pki.ca.cert))
+        answer = httpx.get(f"{self.url}/readyz", verify=trust, timeout=5)
         return answer.status_code == 200 and answer.text == "ok"
 
 

@@ -37,7 +37,7 @@ from flashsale_dev.waiting import wait_for
 
 
 class NodeAgent(Component):
-    """Plays kubelet for nodes labelled flashsale.dev/kubelet=node-agent (see node_agent.py)."""
+    """Plays kubelet for nodes labelled flashsale.dev/kubelet=node-agent (see the node_agent package)."""
 
     name = "node-agent"
 

@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -50,6 +51,12 @@ class Postgres(Component):
         self.socket_dir.mkdir(exist_ok=True)
         if self.user:
             owner = pwd.getpwnam(self.user)
+            closed = _first_closed_ancestor(self.dir, owner.pw_uid)
+            if closed:
+                raise ComponentError(
+                    f"the {self.user} user cannot reach {self.dir}: {closed} is closed to others; "
+                    "put the platform's state under /tmp (e.g. FLASHSALE_STATE_DIR=/tmp/...)"
+                )
             for path in (self.dir, self.socket_dir):
                 os.chown(path, owner.pw_uid, owner.pw_gid)
         initdb = [
@@ -84,3 +91,12 @@ class Postgres(Component):
 
     def remove_data(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _first_closed_ancestor(path: Path, uid: int) -> Path | None:
+    """The first directory above `path` that user `uid` may not traverse, if any."""
+    for ancestor in reversed(path.parents):
+        info = ancestor.stat()
+        if info.st_uid != uid and not info.st_mode & stat.S_IXOTH:
+            return ancestor
+    return None

@@ -1,0 +1,56 @@
+"""The project's images, as the node agent runs them: `flashsale/<name>` -> a local command.
+
+On a real cluster these are container images; locally the node agent runs the same code as a process
+of this Python. Like a Dockerfile, an entry gives the ENTRYPOINT, an optional default CMD and ENV; a
+container's `command` replaces the entrypoint, its `args` replace the CMD, its `env` overrides ENV.
+Only the repository counts (`flashsale/echo:dev` and `flashsale/echo:1.2` run the same code).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+PROJECT_PREFIX = "flashsale/"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+_PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}  # as the images' Dockerfiles set it: logs reach the file at once
+
+PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
+    {
+        "flashsale/echo": ImageSpec((sys.executable, "-m", "flashsale_dev.echo_server"), env=_PYTHON_ENV),
+    }
+)
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """`repo[:tag][@digest]` -> (repository, tag or digest); the tag defaults to `latest`."""
+    name, _, digest = image.partition("@")
+    repository, colon, tag = name.rpartition(":")
+    if not colon or "/" in tag:  # no tag, or the colon belonged to a registry's port
+        repository, tag = name, ""
+    return repository, digest or tag or "latest"
+
+
+def is_project_image(image: str) -> bool:
+    return split_image(image)[0].startswith(PROJECT_PREFIX)
+
+
+def find_image(image: str, images: Mapping[str, ImageSpec] = PROJECT_IMAGES) -> ImageSpec | None:
+    return images.get(split_image(image)[0])
+
+
+def compose_argv(spec: ImageSpec, command: Sequence[str] | None, args: Sequence[str] | None) -> list[str]:
+    """Docker's rule: `command` replaces ENTRYPOINT and drops CMD; `args` replaces CMD."""
+    if command:
+        return [*command, *(args or ())]
+    return [*spec.entrypoint, *(args if args else spec.cmd)]
