@@ -12,34 +12,13 @@ from kubernetes.client import ApiException
 
 from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.kubeconfig import write_token_kubeconfig
-from flashsale_dev.cluster.nodes import FLASHSALE_TAINT, POOL_LABEL
+from flashsale_dev.cluster.nodes import FLASHSALE_PLACEMENT, POOL_LABEL, deployment
 from flashsale_dev.waiting import wait_for
 
-FLASHSALE_PLACEMENT = {
-    "nodeSelector": {POOL_LABEL: "flashsale"},
-    "tolerations": [{**FLASHSALE_TAINT, "operator": "Equal"}],
-}
 
-
-def deployment(name: str, replicas: int, pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
+def web(name: str, replicas: int, pod_spec: dict[str, Any] | None = None) -> dict[str, Any]:
     """A Deployment of a simulated (non-project) image; `pod_spec` adds placement."""
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{"name": "main", "image": "shop.example/web:1.0"}],
-                    **(pod_spec or {}),
-                },
-            },
-        },
-    }
+    return deployment(name, replicas, [{"name": "main", "image": "shop.example/web:1.0"}], pod_spec)
 
 
 def pods_of(core: Any, namespace: str, app: str) -> list[Any]:
@@ -66,7 +45,7 @@ def node_pools(core: Any) -> dict[str, str]:
 
 def test_a_deployments_pods_are_scheduled_and_become_ready(kube_api: Any, namespace: str) -> None:
     core, apps = kubernetes.client.CoreV1Api(kube_api), kubernetes.client.AppsV1Api(kube_api)
-    apps.create_namespaced_deployment(namespace, deployment("web", 3))
+    apps.create_namespaced_deployment(namespace, web("web", 3))
 
     pods = wait_ready_pods(core, namespace, "web", 3)
     assert all(pod.spec.node_name for pod in pods)
@@ -86,10 +65,10 @@ def test_only_pods_with_the_flashsale_toleration_and_selector_land_on_the_flashs
     kube_api: Any, namespace: str
 ) -> None:
     core, apps = kubernetes.client.CoreV1Api(kube_api), kubernetes.client.AppsV1Api(kube_api)
-    apps.create_namespaced_deployment(namespace, deployment("sale", 4, FLASHSALE_PLACEMENT))
-    apps.create_namespaced_deployment(namespace, deployment("regular", 6))
+    apps.create_namespaced_deployment(namespace, web("sale", 4, FLASHSALE_PLACEMENT))
+    apps.create_namespaced_deployment(namespace, web("regular", 6))
     apps.create_namespaced_deployment(  # asks for the pool but does not tolerate its taint
-        namespace, deployment("intruder", 1, {"nodeSelector": {POOL_LABEL: "flashsale"}})
+        namespace, web("intruder", 1, {"nodeSelector": {POOL_LABEL: "flashsale"}})
     )
     pools = node_pools(core)
 
@@ -122,7 +101,7 @@ def test_deleting_an_owner_cascades_to_its_children_through_the_garbage_collecto
         core.create_namespaced_config_map(
             namespace, {"metadata": {"name": f"child-{i}", "ownerReferences": [reference]}}
         )
-    apps.create_namespaced_deployment(namespace, deployment("web", 2))
+    apps.create_namespaced_deployment(namespace, web("web", 2))
     wait_for(lambda: len(pods_of(core, namespace, "web")) == 2, timeout=120, what="2 pods")
 
     core.delete_namespaced_config_map("owner", namespace)
@@ -180,7 +159,7 @@ def test_kubectl_apply_and_delete_work_against_the_cluster(
     manifest = tmp_path / "app.yaml"
     manifest.write_text(yaml.safe_dump_all([
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"stock": "100"}},
-        deployment("web", 2),
+        web("web", 2),
     ]))  # fmt: skip
     applied = cluster.kubectl("apply", "-n", namespace, "-f", str(manifest))
     assert "configmap/settings created" in applied

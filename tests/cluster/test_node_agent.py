@@ -13,17 +13,13 @@ import kubernetes
 import pytest
 
 from flashsale_dev.cluster import LocalCluster
-from flashsale_dev.cluster.nodes import FLASHSALE_TAINT, POOL_LABEL
+from flashsale_dev.cluster.nodes import FLASHSALE_PLACEMENT, deployment
 from flashsale_dev.process import processes_mentioning
 from flashsale_dev.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
 
 ECHO = "flashsale/echo:dev"
-PLACEMENT = {
-    "nodeSelector": {POOL_LABEL: "flashsale"},
-    "tolerations": [{**FLASHSALE_TAINT, "operator": "Equal"}],
-}
 HTTP_READY = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1}
 
 
@@ -32,24 +28,11 @@ def echo_container(**extra: Any) -> dict[str, Any]:
 
 
 def echo_deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [echo_container(readinessProbe=HTTP_READY)], **PLACEMENT},
-            },
-        },
-    }
+    return deployment(name, replicas, [echo_container(readinessProbe=HTTP_READY)], FLASHSALE_PLACEMENT)
 
 
 def bare_pod(name: str, *containers: dict[str, Any], restart_policy: str = "Always") -> dict[str, Any]:
-    spec = {"containers": list(containers), "restartPolicy": restart_policy, **PLACEMENT}
+    spec = {"containers": list(containers), "restartPolicy": restart_policy, **FLASHSALE_PLACEMENT}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 

@@ -13,10 +13,15 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+import httpx
+import kubernetes
 from confluent_kafka import Consumer, Producer
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from flashsale_dev.cluster import LocalCluster
+from flashsale_dev.cluster.nodes import FLASHSALE_PLACEMENT, deployment
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
 
@@ -129,6 +134,36 @@ def consume_orders(platform: LocalPlatform, topic: str, sku: str, ordered: Count
     say(f"consumers wrote {written} orders to PostgreSQL")
 
 
+def show_the_isolated_pool(cluster: LocalCluster) -> None:
+    """Pods of a project image land on the tainted flashsale pool and really answer HTTP there."""
+    echo = {
+        "name": "echo",
+        "image": "flashsale/echo:demo",
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1},
+    }
+    with cluster.api_client() as api:
+        kubernetes.client.AppsV1Api(api).create_namespaced_deployment(
+            "default", deployment("echo", 2, [echo], FLASHSALE_PLACEMENT)
+        )
+        core = kubernetes.client.CoreV1Api(api)
+
+        def ready_pods() -> list[Any] | None:
+            pods = core.list_namespaced_pod("default", label_selector="app=echo").items
+            ready = [p for p in pods if p.status.pod_ip and p.status.container_statuses
+                     and p.status.container_statuses[0].ready]  # fmt: skip
+            return ready if len(ready) == 2 else None
+
+        for pod in wait_for(ready_pods, timeout=120, what="2 echo pods ready on the flashsale pool"):
+            answer = httpx.get(f"http://{pod.status.pod_ip}:8080/", timeout=5).json()
+            where = f"{pod.metadata.name} on {pod.spec.node_name} at {pod.status.pod_ip}"
+            say(f"pod {where} answers from local process {answer['pid']}")
+    say(
+        "shop pods (simulated by kwok) on their own pool:\n"
+        + cluster.kubectl("get", "pods", "-n", "shop", "-o", "wide")
+    )
+
+
 def main() -> int:
     say("starting the local platform: Redis, PostgreSQL, Kafka, Prometheus, Kubernetes (etcd, apiserver, "
         "controller-manager, scheduler, kwok, node agent)")  # fmt: skip
@@ -137,6 +172,7 @@ def main() -> int:
         say(f"platform up in {time.monotonic() - started:.1f}s: {platform.exports()}")
         assert platform.cluster is not None
         say("cluster nodes:\n" + platform.cluster.kubectl("get", "nodes", "-L", "pool"))
+        show_the_isolated_pool(platform.cluster)
         ok = run_sale(platform)
     say("platform stopped, nothing left behind" if not platform.leftover_processes() else "LEFTOVERS!")
     say("smoke sale OK" if ok else "smoke sale FAILED")

@@ -60,21 +60,45 @@ def pool_manifests(pools: tuple[NodePool, ...] = DEFAULT_POOLS) -> list[dict[str
     return [node_manifest(pool, i) for pool in pools for i in range(1, pool.size + 1)]
 
 
-def shop_deployment(name: str, replicas: int) -> dict[str, Any]:
-    labels = {"app.kubernetes.io/name": f"shop-{name}", "app.kubernetes.io/part-of": "shop"}
+# What a pod needs to run on the flashsale pool: select it and tolerate its taint.
+FLASHSALE_PLACEMENT: dict[str, Any] = {
+    "nodeSelector": {POOL_LABEL: "flashsale"},
+    "tolerations": [{**FLASHSALE_TAINT, "operator": "Equal"}],
+}
+
+
+def deployment(
+    name: str,
+    replicas: int,
+    containers: list[dict[str, Any]],
+    pod_spec: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A plain Deployment whose pods carry `labels` (default app=<name>); `pod_spec` adds placement."""
+    labels = labels or {"app": name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": f"shop-{name}", "namespace": SHOP_NAMESPACE, "labels": labels},
+        "metadata": {"name": name, "labels": labels},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    "nodeSelector": {POOL_LABEL: "shop"},
-                    "containers": [{"name": name, "image": f"shop.example/{name}:1.0"}],
-                },
+                "spec": {"containers": containers, **(pod_spec or {})},
             },
         },
     }
+
+
+def shop_deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app.kubernetes.io/name": f"shop-{name}", "app.kubernetes.io/part-of": "shop"}
+    manifest = deployment(
+        f"shop-{name}",
+        replicas,
+        [{"name": name, "image": f"shop.example/{name}:1.0"}],
+        {"nodeSelector": {POOL_LABEL: "shop"}},
+        labels,
+    )
+    manifest["metadata"]["namespace"] = SHOP_NAMESPACE
+    return manifest
