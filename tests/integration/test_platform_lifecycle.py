@@ -14,6 +14,7 @@ from pathlib import Path
 import redis
 
 from flashsale_dev.paths import tool_dir
+from flashsale_dev.ports import LOCK_DIR
 from flashsale_dev.process import processes_mentioning
 from flashsale_dev.waiting import wait_for
 
@@ -47,6 +48,8 @@ def test_make_up_then_make_down_leaves_no_process_and_no_state() -> None:
     assert down.returncode == 0, down.stderr
     assert processes_mentioning(str(state_dir)) == []
     assert not state_dir.exists()
+    ports = [int(exports[key].rsplit(":", 1)[1].split("/")[0]) for key in ("REDIS_URL", "PROMETHEUS_URL")]
+    assert not [port for port in ports if (LOCK_DIR / f"{port}.lock").exists()], "port reservations left"
 
 
 def test_an_interrupted_test_run_leaves_no_process(tmp_path: Path) -> None:

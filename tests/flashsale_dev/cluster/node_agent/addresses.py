@@ -7,13 +7,11 @@ as ports.py does for ports, and the lock dies with the agent, so a crash never l
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
-import os
 import random
 from pathlib import Path
 
-from flashsale_dev.ports import LOCK_DIR
+from flashsale_dev.ports import LOCK_DIR, lock_exclusively, unlock_and_remove
 
 
 def is_pod_address(address: str) -> bool:
@@ -50,9 +48,7 @@ class PodAddresses:
     def release(self, address: str) -> None:
         fd = self._held.pop(address, None)
         if fd is not None:
-            # Unlinked while still locked, so addresses used once do not pile up in the temp dir.
-            self._path(address).unlink(missing_ok=True)
-            os.close(fd)
+            unlock_and_remove(self._path(address), fd)
 
     def discard_stale(self, address: str) -> None:
         """Remove the lock file of an address nobody holds: left by an agent that was killed."""
@@ -68,16 +64,8 @@ class PodAddresses:
         return self._lock_dir / f"ip-{address}.lock"
 
     def _lock(self, address: str) -> bool:
-        path = self._path(address)
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            # A releaser may have unlinked the file between our open and our lock: then the lock
-            # guards nothing, as a newcomer would create and lock a new file under the same name.
-            if os.fstat(fd).st_ino != path.stat().st_ino:
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError):
-            os.close(fd)
+        fd = lock_exclusively(self._path(address))
+        if fd is None:
             return False
         self._held[address] = fd
         return True
