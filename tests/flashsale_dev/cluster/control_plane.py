@@ -37,9 +37,6 @@ class Etcd(Component):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def exports(self) -> dict[str, str]:
-        return {}
-
     def _make_process(self) -> ManagedProcess:
         peer = f"http://127.0.0.1:{self.peer_port}"
         argv = [
@@ -69,9 +66,6 @@ class ApiServer(Component):
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
-
-    def exports(self) -> dict[str, str]:
-        return {}
 
     def _make_process(self) -> ManagedProcess:
         serving = self.pki.serving_cert(
@@ -114,9 +108,6 @@ class _KubeComponent(Component):
     def __init__(self, root: Path, ports: PortReservations, kubeconfig: Path) -> None:
         super().__init__(root, ports)
         self.kubeconfig = kubeconfig
-
-    def exports(self) -> dict[str, str]:
-        return {}
 
     def _common_flags(self) -> list[str]:
         return [
@@ -171,9 +162,6 @@ class Kwok(Component):
     def __init__(self, root: Path, ports: PortReservations, kubeconfig: Path) -> None:
         super().__init__(root, ports)
         self.kubeconfig = kubeconfig
-
-    def exports(self) -> dict[str, str]:
-        return {}
 
     def _prepare(self) -> None:
         # The standalone binary has no default stages (only kwokctl injects them): assemble them

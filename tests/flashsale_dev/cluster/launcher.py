@@ -45,9 +45,6 @@ class NodeAgent(Component):
         super().__init__(root, ports)
         self.kubeconfig = kubeconfig
 
-    def exports(self) -> dict[str, str]:
-        return {}
-
     def _make_process(self) -> ManagedProcess:
         argv = [
             sys.executable, "-m", "flashsale_dev.cluster.node_agent",

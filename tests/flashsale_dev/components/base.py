@@ -77,9 +77,9 @@ class Component(ABC):
     def log_path(self) -> Path:
         return self.dir / f"{self.name}.log"
 
-    @abstractmethod
     def exports(self) -> dict[str, str]:
-        """The environment variables that tell a client how to reach this component."""
+        """The environment variables that tell a client how to reach this component (if any)."""
+        return {}
 
     @abstractmethod
     def _make_process(self) -> ManagedProcess: ...

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import signal
 import stat
 import subprocess
@@ -88,9 +87,6 @@ class Postgres(Component):
     def _after_first_start(self) -> None:
         with self.connect("postgres", autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {DATABASE}")
-
-    def remove_data(self) -> None:
-        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 def _first_closed_ancestor(path: Path, uid: int) -> Path | None:
