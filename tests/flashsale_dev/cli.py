@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.process import processes_mentioning
+from flashsale_dev.process import is_running, processes_mentioning
 
 ENV_FILE = "env"
 PID_FILE = "supervisor.pid"
@@ -112,9 +112,9 @@ def _down(state_dir: Path, timeout: float = 120.0) -> int:
     if pid:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
+        while is_running(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _alive(pid):
+        if is_running(pid):
             os.kill(pid, signal.SIGKILL)  # its children die with it (PR_SET_PDEATHSIG)
     # Belt and braces: nothing that mentions the state directory may survive.
     for leftover in processes_mentioning(str(state_dir)):
@@ -140,19 +140,7 @@ def _supervisor_pid(state_dir: Path) -> int | None:
         pid = int((state_dir / PID_FILE).read_text())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _alive(pid) else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child of ours counts as gone.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+    return pid if is_running(pid) else None
 
 
 def _tail(path: Path, lines: int = 80) -> str:

@@ -56,7 +56,12 @@ class ManagedProcess:
 
     @property
     def alive(self) -> bool:
-        return self._popen is not None and self._popen.poll() is None
+        return self.returncode is None and self._popen is not None
+
+    @property
+    def returncode(self) -> int | None:
+        """Popen's: None while running (or never started), -N if killed by signal N."""
+        return self._popen.poll() if self._popen is not None else None
 
     def start(self) -> None:
         if self.alive:
@@ -86,6 +91,11 @@ class ManagedProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._popen.wait(timeout)
         self._kill_group()
+
+    def terminate(self) -> None:
+        """Send the graceful stop signal without waiting (the caller owns the grace period)."""
+        if self.alive:
+            self._signal_leader(self.stop_signal)
 
     def kill(self) -> None:
         """SIGKILL the process and everything it forked, as a crash would."""
@@ -126,6 +136,14 @@ class ManagedProcess:
         self._popen.wait()
 
 
+def is_running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie (an exited child nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
 def processes_mentioning(text: str) -> list[int]:
     """Pids of live processes whose command line mentions `text` (e.g. a platform's state dir)."""
     found = []
@@ -134,9 +152,8 @@ def processes_mentioning(text: str) -> list[int]:
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if text in cmdline and state != "Z":
+        if text in cmdline and is_running(int(entry.name)):
             found.append(int(entry.name))
     return found

@@ -6,10 +6,7 @@ processes: PR_SET_PDEATHSIG ties each process to that thread, so they all die wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
@@ -45,13 +42,6 @@ class PodRef:
     grace: float = 30.0  # terminationGracePeriodSeconds, capped
 
 
-class ContainerProcess(ManagedProcess):
-    @property
-    def exit_code(self) -> int | None:
-        code = self._popen.poll() if self._popen is not None else None
-        return None if code is None else lifecycle.exit_code_of(code)
-
-
 class ProcessContainer:
     def __init__(
         self,
@@ -75,7 +65,7 @@ class ProcessContainer:
         self.ready = False
         self.started = False
         self.finished = False  # exited and will not be restarted
-        self.process: ContainerProcess | None = None
+        self.process: ManagedProcess | None = None
         self.container_id = ""
         self._launch: Launch | None = None
         self._started_at = 0.0  # wall clock, for the status
@@ -91,8 +81,8 @@ class ProcessContainer:
     def tick(self, now: float) -> None:
         if self.finished:
             return
-        if self.process is not None and self.process.exit_code is not None:
-            self._exited(now, self.process.exit_code)
+        if self.process is not None and self.process.returncode is not None:
+            self._exited(now, lifecycle.exit_code_of(self.process.returncode))
         elif self.process is not None:
             if self._stop_deadline is not None:
                 if now >= self._stop_deadline:
@@ -154,9 +144,7 @@ class ProcessContainer:
             self.restart_count += 1
         self._ever_started = True
         launch = self._launch
-        self.process = ContainerProcess(
-            self.name, launch.argv, launch.log_path, env=launch.env, cwd=launch.cwd
-        )
+        self.process = ManagedProcess(self.name, launch.argv, launch.log_path, env=launch.env, cwd=launch.cwd)
         self._started_at, self._started_mono = time.time(), now
         try:
             self.process.start()
@@ -245,7 +233,6 @@ class ProcessContainer:
             self._terminate(now, min(float(grace), 30.0) if grace is not None else self.pod.grace)
 
     def _terminate(self, now: float, grace: float) -> None:
-        if self.process is not None and self.process.alive and self.process.pid:
-            with contextlib.suppress(ProcessLookupError):  # it exited just now: the tick will see it
-                os.kill(self.process.pid, signal.SIGTERM)
+        if self.process is not None and self.process.alive:
+            self.process.terminate()  # if it exited just now, the next tick sees it
             self._stop_deadline = now + grace
