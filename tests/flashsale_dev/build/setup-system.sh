@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local platform runs (Redis, PostgreSQL, Prometheus/promtool,
-# openssl, wrk) without letting any package start a system daemon: we start our own instances on
-# our own ports. Idempotent: a present package is not reinstalled.
+# openssl, wrk, nginx for the cluster's LoadBalancer edge, chromium for the sale page's browser test)
+# without letting any package start a system daemon: we start our own instances on our own ports.
+# Idempotent: a present package is not reinstalled.
 set -euo pipefail
-packages=(redis-server postgresql prometheus openssl wrk)
+packages=(redis-server postgresql prometheus openssl wrk nginx chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,6 +26,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Packages that start a daemon anyway (no init system honours policy-rc.d): stop them.
-for svc in redis-server postgresql prometheus; do
+for svc in redis-server postgresql prometheus nginx; do
   service "$svc" stop >/dev/null 2>&1 || true
 done

@@ -1,0 +1,1 @@
+"""Turns one sale's reservations (Kafka) into orders (PostgreSQL), idempotently, in batches."""

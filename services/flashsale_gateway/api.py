@@ -1,0 +1,248 @@
+"""The FastAPI side: orders, health, metrics, and the OpenAPI document of EVERY route.
+
+The hot routes are declared here too, calling the same HotRoutes methods as the front layer, so the
+document describes the real contract (and schemathesis tests it). Every error is JSON
+`{"error", "message"}`: FastAPI's own 404/405/422 answers are replaced, never HTML, never a 500 for
+bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any, Final
+
+from fastapi import FastAPI, Header, Request, Response, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException
+
+from flashsale_gateway import answers, schemas
+from flashsale_gateway.answers import Answer
+from flashsale_gateway.asgi import BodyTooLarge
+from flashsale_gateway.hot import HotRoutes
+from flashsale_gateway.orders import LookupUnavailable
+from flashsale_gateway.parsing import MAX_BODY_BYTES
+from flashsale_gateway.runtime import Runtime
+from flashsale_sale import tokens
+
+ERROR_CODES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "unavailable",
+}
+_bearer = HTTPBearer(
+    auto_error=False, description="a user token from the shop's login: `v1.<user>.<exp>.<sig>`"
+)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+
+
+def _error(description: str, retry_after: bool | None = None) -> dict[str, Any]:
+    response: dict[str, Any] = {"model": schemas.ErrorBody, "description": description}
+    if retry_after is not None:
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": retry_after,
+                            "description": "seconds to wait before trying again"}
+        }  # fmt: skip
+    return response
+
+
+def _to_response(answer: Answer) -> Response:
+    return Response(answer.body, answer.status, answer.header_map())
+
+
+def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
+    app = FastAPI(
+        title="FlashSale gateway",
+        version="1",
+        summary=f"The data path of the sale {runtime.settings.sale_name!r}",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, so that the document lists itself too
+    )
+    _install_error_handlers(app)
+    limit = runtime.settings.per_user_limit
+
+    @app.get(
+        "/",
+        response_class=Response,
+        summary="The sale page (static, cacheable by a CDN)",
+        responses={
+            200: {"description": "the page", "content": {"text/html": {"schema": {"type": "string"}}}},
+            304: {"description": "not modified (If-None-Match matched the ETag)"},
+        },
+    )
+    async def sale_page(if_none_match: Annotated[str | None, Header()] = None) -> Response:
+        return _to_response(hot.page(if_none_match.encode() if if_none_match is not None else None))
+
+    @app.get(
+        "/status.js",
+        response_class=Response,
+        summary="The status as a tiny script (never cached)",
+        responses={
+            200: {"description": "script", "content": {"text/javascript": {"schema": {"type": "string"}}}}
+        },
+    )
+    async def status_script() -> Response:
+        return _to_response(hot.status_js())
+
+    @app.get(
+        "/api/status",
+        response_model=schemas.SaleStatus,
+        summary="The sale's state; the order path only while live",
+    )
+    async def status() -> Response:
+        return _to_response(hot.status_json())
+
+    @app.post(
+        "/api/buy/{orderKey}",
+        status_code=202,
+        response_model=schemas.Reservation,
+        summary="Buy: reserve up to the per-user limit (the path is the order path from the status)",
+        responses={
+            401: _error("missing, malformed, forged or expired token"),
+            404: _error("not the live order path (or the sale does not take orders)"),
+            409: _error("less stock left than the quantity asked"),
+            410: _error("sold out"),
+            413: _error("body too large"),
+            422: _error("malformed body"),
+            429: _error("per-user rate limit", retry_after=True),
+            503: _error("shed beyond the admission rate, or the gate cannot answer", retry_after=False),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": limit}},
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def buy(orderKey: str, request: Request, _: Bearer = None) -> Response:
+        async def body() -> bytes:
+            content = b""
+            async for chunk in request.stream():
+                content += chunk
+                if len(content) > MAX_BODY_BYTES:
+                    raise BodyTooLarge
+            return content
+
+        authorization = request.headers.get("authorization")
+        encoded = authorization.encode("latin-1") if authorization is not None else None
+        return _to_response(await hot.buy(request.url.path, encoded, body))
+
+    @app.get(
+        "/api/orders/{reservationId}",
+        response_model=schemas.OrderStatus,
+        summary="A reservation's state (its owner's token only)",
+        responses={
+            401: _error("missing or invalid token"),
+            404: _error("no such reservation for this user"),
+            503: _error("the stores cannot answer right now"),
+        },
+    )
+    async def order(reservationId: str, credentials: Bearer = None) -> Response:
+        token = credentials.credentials if credentials is not None else None
+        if token is None:
+            return _to_response(answers.MISSING_TOKEN)
+        try:
+            user = tokens.verify(runtime.user_token_key, token)
+        except tokens.InvalidToken as invalid:
+            return _to_response(answers.unauthorized(str(invalid)))
+        try:
+            found = await runtime.find_order(reservationId, user)
+        except LookupUnavailable:
+            return _to_response(answers.UNAVAILABLE)
+        if found is None:
+            return _to_response(answers.NOT_FOUND)
+        return _to_response(answers.json_answer(200, found.payload(), "ok"))
+
+    @app.get("/healthz", response_model=schemas.Health, summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        response_model=schemas.Readiness,
+        summary="Redis and Kafka answer and the sale's flag has been read",
+        responses={503: {"model": schemas.Unready, "description": "not ready"}},
+    )
+    async def readyz() -> Response:
+        checks = await runtime.readiness()
+        if all(checks.values()):
+            return _to_response(answers.json_answer(200, {"status": "ready", "checks": checks}, "ok"))
+        failing = ", ".join(name for name, ok in checks.items() if not ok)
+        payload = {"error": "not_ready", "message": f"not ready: {failing}", "checks": checks}
+        return _to_response(answers.json_answer(503, payload, "not_ready"))
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        summary="Prometheus metrics, all labelled by sale",
+        responses={
+            200: {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json", response_model=dict[str, Any], summary="This document")
+    async def openapi() -> dict[str, Any]:
+        return app.openapi()
+
+    app.openapi = lambda: _document(app)  # type: ignore[method-assign]
+    return app
+
+
+def _document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document with its 422 shape replaced by ours: every error here is {error, message}."""
+    if app.openapi_schema is None:
+        document = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        error_ref = {"$ref": "#/components/schemas/ErrorBody"}
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                invalid = operation.get("responses", {}).get("422")
+                if invalid is not None:
+                    invalid["content"] = {"application/json": {"schema": error_ref}}
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        app.openapi_schema = document
+    return app.openapi_schema
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = ERROR_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        return JSONResponse({"error": code, "message": message}, exc.status_code, headers=exc.headers)
+
+    async def invalid_request(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return JSONResponse(
+            {"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid')}"}, 422
+        )
+
+    async def internal(_: Request, exc: Exception) -> Response:
+        if isinstance(exc, asyncio.CancelledError):
+            raise exc
+        return JSONResponse({"error": "internal", "message": "internal error"}, 500)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, internal)

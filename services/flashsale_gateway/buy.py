@@ -1,0 +1,204 @@
+"""The buy decision, cheapest filter first; every step either answers or hands on to a dearer one.
+
+    path + state (front layer) -> sold out, not a known buyer: 410 (no token check, no Redis)
+    token (one HMAC) -> body -> this user's cached answer / in-flight attempt -> user rate (429)
+    -> sold-out flag (410) -> admission bucket (503) -> Redis gate (one call per tick for all)
+    -> Kafka publish, awaited ack -> 202; failed publish -> stock back at once, 503
+
+The cache and the limits are this replica's; the one-reservation-per-user rule that holds across
+replicas is the gate's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from flashsale_gateway import answers
+from flashsale_gateway.answers import Answer
+from flashsale_gateway.batcher import GateUnavailable, ReserveBatcher
+from flashsale_gateway.limits import TokenBucket, UserRateLimit
+from flashsale_gateway.metrics import GatewayMetrics
+from flashsale_gateway.orders import LookupUnavailable, OrderView
+from flashsale_gateway.parsing import BadBody, bearer_token, parse_quantity, token_user
+from flashsale_gateway.publisher import Publisher, PublishFailed
+from flashsale_gateway.state import StatusBoard, rfc3339
+from flashsale_sale import tokens
+from flashsale_sale.contract import RELEASE_LUA, Outcome, ReservationMessage, ReserveResult, SaleKeys
+
+log = logging.getLogger(__name__)
+
+OrderLookup = Callable[[str, str], Awaitable[OrderView | None]]  # (reservation id, user) -> the owner's view
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A user's reservation as this replica answered it; forgotten once its payment time is over."""
+
+    answer: Answer
+    until: float
+
+
+@dataclass(frozen=True)
+class BuyRules:
+    sale_id: str
+    user_token_key: bytes
+    per_user_limit: int
+    payment_timeout_seconds: int
+
+
+class BuyPath:
+    def __init__(
+        self,
+        *,
+        rules: BuyRules,
+        board: StatusBoard,
+        batcher: ReserveBatcher,
+        publisher: Publisher,
+        client: aioredis.Redis,
+        keys: SaleKeys,
+        admission: TokenBucket,
+        user_rate: UserRateLimit,
+        metrics: GatewayMetrics,
+        lookup: OrderLookup,
+    ) -> None:
+        self._rules = rules
+        self._key = rules.user_token_key
+        self._limit = rules.per_user_limit
+        self._board = board
+        self._batcher = batcher
+        self._publisher = publisher
+        self._release = client.register_script(RELEASE_LUA)
+        self._release_keys = keys.release_keys()
+        self._admission = admission
+        self._user_rate = user_rate
+        self._metrics = metrics
+        self._lookup = lookup
+        self._held: dict[str, Held] = {}
+        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+
+    def sold_out_answer(self, authorization: bytes | None) -> Answer | None:
+        """While sold out: 410 at once unless the token names a user this replica holds an answer for.
+
+        The answer is public anyway (the status says so), so it needs no token check; a known buyer's
+        repeat falls through to the full path and gets the reservation back.
+        """
+        user = token_user(bearer_token(authorization))
+        if user is None or user not in self._held:
+            return answers.SOLD_OUT
+        return None
+
+    async def attempt(self, authorization: bytes | None, body: bytes) -> Answer:  # noqa: PLR0911 - a return per filter
+        token = bearer_token(authorization)
+        if token is None:
+            return answers.MISSING_TOKEN
+        try:
+            user = tokens.verify(self._key, token)
+        except tokens.InvalidToken as invalid:
+            return answers.unauthorized(str(invalid))
+        try:
+            quantity = parse_quantity(body, self._limit)
+        except BadBody as bad:
+            return answers.error(422, "invalid_request", str(bad))
+        now = time.time()
+        held = self._held.get(user)
+        if held is not None:
+            if now < held.until:
+                return held.answer
+            del self._held[user]
+        inflight = self._inflight.get(user)
+        if inflight is not None:
+            return await asyncio.shield(inflight)
+        if not self._user_rate.allow(user, now):
+            self._metrics.rate_limited.inc()
+            return answers.rate_limited(self._user_rate.retry_after(user, now))
+        if self._board.sold_out:
+            return answers.SOLD_OUT
+        if not self._admission.take(now):
+            self._metrics.shed.inc()
+            return answers.shed(self._admission.retry_after())
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[user] = future
+        try:
+            answer = await self._reserve(user, quantity)
+        except BaseException:
+            future.set_result(answers.UNAVAILABLE)
+            raise
+        finally:
+            del self._inflight[user]
+        future.set_result(answer)
+        return answer
+
+    async def _reserve(self, user: str, quantity: int) -> Answer:  # noqa: PLR0911 - a return per outcome
+        reservation_id = str(uuid.uuid4())
+        try:
+            result, reserved_ms = await self._batcher.reserve(user, quantity, reservation_id)
+        except GateUnavailable as down:
+            log.warning("reserve call failed: %s", down)
+            return answers.UNAVAILABLE
+        outcome = result.outcome
+        if outcome is Outcome.RESERVED:
+            return await self._publish(user, result, reserved_ms)
+        if outcome is Outcome.EXISTING:
+            return await self._existing(user, result)
+        if outcome is Outcome.SOLD_OUT:
+            self._board.set_sold_out(True)
+            return answers.SOLD_OUT
+        if outcome is Outcome.INSUFFICIENT:
+            return answers.INSUFFICIENT
+        if outcome is Outcome.CLOSED:
+            self._board.set_flag(False)  # the gate saw the flag off: stop sending buyers at once
+            return answers.NOT_FOUND
+        return answers.UNAVAILABLE  # NO_GATE: fail closed; only the prewarm rebuilds a gate
+
+    async def _publish(self, user: str, result: ReserveResult, reserved_ms: int) -> Answer:
+        message = ReservationMessage(
+            self._rules.sale_id, result.reservation_id, user, result.quantity, reserved_ms
+        )
+        try:
+            await self._publisher.publish(result.reservation_id.encode(), message.encode())
+        except PublishFailed as failed:
+            self._metrics.publish_failures.inc()
+            log.warning("publish of %s failed (%s): returning its stock", result.reservation_id, failed)
+            await self._give_back(result.reservation_id)
+            return answers.UNAVAILABLE
+        self._metrics.reservations.inc()
+        until = reserved_ms / 1000 + self._rules.payment_timeout_seconds
+        expires_at = rfc3339(datetime.fromtimestamp(until, UTC))
+        return self._remember(
+            user, answers.reservation(result.reservation_id, result.quantity, expires_at), until
+        )
+
+    async def _existing(self, user: str, result: ReserveResult) -> Answer:
+        """The user holds a reservation already (made here or on another replica): the same one back."""
+        if result.quantity > 0:  # still pending in the gate
+            answer = answers.reservation(result.reservation_id, result.quantity, None)
+            return self._remember(user, answer, time.time() + self._rules.payment_timeout_seconds)
+        try:  # no longer pending: it became an order, whose row has the quantity
+            order = await self._lookup(result.reservation_id, user)
+        except LookupUnavailable:
+            return answers.UNAVAILABLE
+        if order is None:
+            return answers.UNAVAILABLE  # released in between; the next attempt decides afresh
+        answer = answers.reservation(order.reservation_id, order.quantity, order.expires_at)
+        expires = datetime.fromisoformat(order.expires_at.replace("Z", "+00:00"))
+        return self._remember(user, answer, max(time.time(), expires.timestamp()))
+
+    def _remember(self, user: str, answer: Answer, until: float) -> Answer:
+        self._held[user] = Held(answer, until)
+        return answer
+
+    async def _give_back(self, reservation_id: str) -> None:
+        try:
+            await self._release(keys=self._release_keys, args=[reservation_id])
+        except (RedisError, OSError) as error:
+            # The reservation stays pending without an order: the expiry of orphans returns it.
+            log.error("could not return the stock of %s: %s", reservation_id, error)

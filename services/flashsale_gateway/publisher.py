@@ -1,0 +1,127 @@
+"""Kafka publishing with an awaitable broker acknowledgement (acks=all, idempotent producer).
+
+librdkafka batches the sends on its own threads; one poll thread of ours collects the delivery
+reports and hands each batch of them to the event loop in ONE call_soon_threadsafe (one wake-up for
+many acks, not one per message). A 202 is answered only after its future resolved without error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any, Final
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+log = logging.getLogger(__name__)
+
+# A shopper waits for the ack; past this, the publish counts as failed and the stock goes back.
+MESSAGE_TIMEOUT_MS: Final = 10_000
+
+
+class PublishFailed(Exception):
+    pass
+
+
+def producer_config(bootstrap_servers: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 1,  # the ack is in every answer's latency: batch for 1 ms, not librdkafka's 5
+        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
+        "topic.metadata.propagation.max.ms": MESSAGE_TIMEOUT_MS,
+        "socket.connection.setup.timeout.ms": 5_000,
+        "compression.type": "lz4",
+        "client.id": "flashsale-gateway",
+        "logger": _quiet_logger(),
+    }
+
+
+class Publisher:
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self.topic = topic
+        self._producer = Producer(producer_config(bootstrap_servers))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
+        self._reports_lock = threading.Lock()  # flush() on stop reports from another thread than poll()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._thread.start()
+
+    def publish(self, key: bytes, value: bytes) -> asyncio.Future[None]:
+        """Queues one message; the future resolves on the broker's ack or fails with PublishFailed."""
+        assert self._loop is not None, "start() first"
+        future: asyncio.Future[None] = self._loop.create_future()
+        try:
+            self._producer.produce(self.topic, value, key, on_delivery=_Report(self, future))
+        except (BufferError, KafkaException) as error:
+            future.set_exception(PublishFailed(str(error)))
+        return future
+
+    def reachable(self, timeout: float = 2.0) -> bool:
+        """The cluster answers a metadata request and has brokers (blocking: run it off the loop)."""
+        try:
+            metadata = self._producer.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return bool(metadata.brokers)
+
+    def stop(self, timeout: float = 15.0) -> int:
+        """Flushes what is queued (graceful stop; blocking: run it off the loop); returns what is left."""
+        left = int(self._producer.flush(timeout))
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._hand_over()
+        return left
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+            self._hand_over()
+
+    def report(self, future: asyncio.Future[None], error: KafkaError | None) -> None:
+        with self._reports_lock:
+            self._reports.append((future, error))
+
+    def _hand_over(self) -> None:
+        if not self._reports or self._loop is None or self._loop.is_closed():
+            return
+        with self._reports_lock:
+            reports, self._reports = self._reports, []
+        self._loop.call_soon_threadsafe(_settle, reports)
+
+
+class _Report:
+    """The delivery callback of one message (runs on the poll thread, inside poll/flush)."""
+
+    __slots__ = ("_future", "_publisher")
+
+    def __init__(self, publisher: Publisher, future: asyncio.Future[None]) -> None:
+        self._publisher = publisher
+        self._future = future
+
+    def __call__(self, error: KafkaError | None, _: Message) -> None:
+        self._publisher.report(self._future, error)
+
+
+def _settle(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
+    for future, error in reports:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(PublishFailed(error.str()))
+
+
+def _quiet_logger() -> logging.Logger:
+    """librdkafka logs every refused connection; keep one line per problem at WARNING."""
+    logger = logging.getLogger("flashsale_gateway.kafka")
+    logger.setLevel(logging.WARNING)
+    return logger

@@ -1,0 +1,258 @@
+"""The sale's contract: what the gateway, the consumers and the operator agree on.
+
+Everything that names a Redis key, runs a Lua script, shapes a Kafka message or derives the order
+path lives here and nowhere else.
+
+Redis layout: every key of one sale shares the hash tag `{<sale id>}`, so a sale's gate lives on
+one Redis Cluster shard and its multi-key scripts never fail with CROSSSLOT. The sale id is the
+FlashSale resource's uid: two sales named alike in two namespaces never share a key, a topic or a
+row.
+
+| key                       | type   | what                                                         |
+|---------------------------|--------|--------------------------------------------------------------|
+| fs:{id}:open              | string | the start flag: "1" accepts orders; anything else refuses    |
+| fs:{id}:stock             | string | units left in the gate; absent = gate not built (fail closed)|
+| fs:{id}:initial           | string | the stock the gate was built with (for reconciliation)       |
+| fs:{id}:buyers            | hash   | user id -> reservation id (one reservation per user per sale)|
+| fs:{id}:pending           | hash   | reservation id -> "user qty reserved_ms": not yet an order   |
+| fs:{id}:events            | pubsub | "open", "closed", "soldout", "restocked" as they happen      |
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final
+
+MESSAGE_VERSION: Final = 1
+ORDER_PATH_PREFIX: Final = "/api/buy/"
+
+
+@dataclass(frozen=True)
+class SaleKeys:
+    """The Redis keys of one sale, all under its hash tag."""
+
+    sale_id: str
+
+    @property
+    def tag(self) -> str:
+        return "{" + self.sale_id + "}"
+
+    @property
+    def open(self) -> str:
+        return f"fs:{self.tag}:open"
+
+    @property
+    def stock(self) -> str:
+        return f"fs:{self.tag}:stock"
+
+    @property
+    def initial(self) -> str:
+        return f"fs:{self.tag}:initial"
+
+    @property
+    def buyers(self) -> str:
+        return f"fs:{self.tag}:buyers"
+
+    @property
+    def pending(self) -> str:
+        return f"fs:{self.tag}:pending"
+
+    @property
+    def events(self) -> str:
+        return f"fs:{self.tag}:events"
+
+    def all_keys(self) -> list[str]:
+        """Every key the sale owns (for teardown and tests); the events channel is not a key."""
+        return [self.open, self.stock, self.initial, self.buyers, self.pending]
+
+    def reserve_keys(self) -> list[str]:
+        return [self.open, self.stock, self.buyers, self.pending, self.events]
+
+    def release_keys(self) -> list[str]:
+        return [self.stock, self.buyers, self.pending, self.events]
+
+
+class SaleEvent(StrEnum):
+    """What is published on the sale's events channel; gateways refresh their local state on each."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    SOLD_OUT = "soldout"
+    RESTOCKED = "restocked"
+
+
+class Outcome(StrEnum):
+    """One buyer's answer from the reserve script."""
+
+    RESERVED = "reserved"  # a new reservation was recorded and stock decremented
+    EXISTING = "existing"  # this user already holds a reservation: the same one comes back
+    SOLD_OUT = "soldout"  # no stock left
+    INSUFFICIENT = "insufficient"  # some stock left, but less than the quantity asked
+    CLOSED = "closed"  # the start flag is off
+    NO_GATE = "nogate"  # the stock key is missing: the gate was lost or never built (fail closed)
+
+
+# One call decides a whole batch of buyers (the gateway coalesces one event-loop tick's requests).
+# KEYS: open, stock, buyers, pending, events. ARGV: now_ms, then (user, quantity, new reservation id) triples.
+# Returns, per buyer, {outcome, reservation id or "", quantity, remaining stock}, flattened.
+# The buyer check comes before the stock check and the decrement (pitfall 2), all in one script
+# (pitfalls 1, 8); the pending record is written atomically with the decrement (pitfall 4).
+RESERVE_LUA: Final = """
+local open = redis.call('GET', KEYS[1])
+local stock = redis.call('GET', KEYS[2])
+local now = ARGV[1]
+local out = {}
+local sold_out_now = false
+for i = 2, #ARGV, 3 do
+  local user, qty, rid = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+  local existing = redis.call('HGET', KEYS[3], user)
+  if open ~= '1' then
+    table.insert(out, 'closed'); table.insert(out, ''); table.insert(out, 0)
+  elseif existing then
+    local record = redis.call('HGET', KEYS[4], existing)
+    local held = 0
+    if record then held = tonumber(string.match(record, '^%S+ (%d+)')) end
+    table.insert(out, 'existing'); table.insert(out, existing); table.insert(out, held)
+  elseif not stock then
+    table.insert(out, 'nogate'); table.insert(out, ''); table.insert(out, 0)
+  elseif tonumber(stock) <= 0 then
+    table.insert(out, 'soldout'); table.insert(out, ''); table.insert(out, 0)
+  elseif tonumber(stock) < qty then
+    table.insert(out, 'insufficient'); table.insert(out, ''); table.insert(out, 0)
+  else
+    stock = tostring(redis.call('DECRBY', KEYS[2], qty))
+    redis.call('HSET', KEYS[3], user, rid)
+    redis.call('HSET', KEYS[4], rid, user .. ' ' .. qty .. ' ' .. now)
+    if tonumber(stock) == 0 then sold_out_now = true end
+    table.insert(out, 'reserved'); table.insert(out, rid); table.insert(out, qty)
+  end
+end
+table.insert(out, tonumber(stock or '-1'))
+if sold_out_now then redis.call('PUBLISH', KEYS[5], 'soldout') end
+return out
+"""
+
+# Gives a reservation's units back, exactly once: only while it is still pending (not yet an order).
+# KEYS: stock, buyers, pending, events. ARGV: reservation id. Returns the units returned (0 if none).
+# The buyer's entry goes too, so the user may buy again; a missing stock key stays missing (a lost
+# gate is rebuilt by the prewarm alone, never written back piecemeal).
+RELEASE_LUA: Final = """
+local record = redis.call('HGET', KEYS[3], ARGV[1])
+if not record then return 0 end
+local user, qty = string.match(record, '^(%S+) (%d+)')
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('HGET', KEYS[2], user) == ARGV[1] then redis.call('HDEL', KEYS[2], user) end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local before = tonumber(redis.call('GET', KEYS[1]))
+  redis.call('INCRBY', KEYS[1], qty)
+  if before <= 0 then redis.call('PUBLISH', KEYS[4], 'restocked') end
+end
+return tonumber(qty)
+"""
+
+# Marks reservations as ordered (the consumer, after its database commit): they leave `pending`.
+# KEYS: pending. ARGV: reservation ids. Idempotent.
+ORDERED_LUA: Final = """
+if #ARGV == 0 then return 0 end
+return redis.call('HDEL', KEYS[1], unpack(ARGV))
+"""
+
+
+@dataclass(frozen=True)
+class ReserveResult:
+    outcome: Outcome
+    reservation_id: str
+    quantity: int
+
+
+def parse_reserve_reply(reply: list[Any]) -> tuple[list[ReserveResult], int]:
+    """The script's flat reply -> one result per buyer, and the stock left (-1 if there is no gate)."""
+    results = []
+    for i in range(0, len(reply) - 1, 3):
+        outcome, reservation, quantity = reply[i : i + 3]
+        results.append(ReserveResult(Outcome(_text(outcome)), _text(reservation), int(quantity)))
+    return results, int(reply[-1])
+
+
+def parse_pending(record: bytes | str) -> tuple[str, int, int]:
+    """A pending record -> (user, quantity, reserved at in ms)."""
+    user, quantity, reserved_ms = _text(record).split(" ")
+    return user, int(quantity), int(reserved_ms)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+# ---- Kafka ----
+
+
+def topic_name(sale_id: str) -> str:
+    """The sale's own topic on a shared broker: unique per sale, valid as a Kafka topic name."""
+    return f"flashsale.{sale_id}.reservations"
+
+
+def consumer_group(sale_id: str) -> str:
+    return f"flashsale.{sale_id}.orders"
+
+
+@dataclass(frozen=True)
+class ReservationMessage:
+    """What the gateway publishes for every accepted reservation (key: the reservation id)."""
+
+    sale_id: str
+    reservation_id: str
+    user_id: str
+    quantity: int
+    reserved_at_ms: int
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "v": MESSAGE_VERSION,
+                "sale": self.sale_id,
+                "reservationId": self.reservation_id,
+                "user": self.user_id,
+                "quantity": self.quantity,
+                "reservedAtMs": self.reserved_at_ms,
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> ReservationMessage:
+        """Raises ValueError for anything that is not a version-1 reservation."""
+        try:
+            data = json.loads(raw)
+            if data["v"] != MESSAGE_VERSION:
+                raise ValueError(f"unknown message version {data['v']!r}")
+            message = cls(
+                sale_id=str(data["sale"]),
+                reservation_id=str(data["reservationId"]),
+                user_id=str(data["user"]),
+                quantity=int(data["quantity"]),
+                reserved_at_ms=int(data["reservedAtMs"]),
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"not a reservation message: {error}") from error
+        if message.quantity < 1:
+            raise ValueError("a reservation holds at least one unit")
+        return message
+
+
+# ---- the order path ----
+
+
+def order_path(order_path_key: bytes, sale_id: str) -> str:
+    """The secret path that takes orders: derived from the sale's own key, revealed only while live.
+
+    Nobody can guess it before the start (it is an HMAC of the sale id under a per-sale key), and a
+    new sale has a new one, so a bot that learned last sale's path learns nothing.
+    """
+    digest = hmac.new(order_path_key, sale_id.encode(), hashlib.sha256).digest()
+    return ORDER_PATH_PREFIX + base64.urlsafe_b64encode(digest[:18]).decode()
