@@ -75,7 +75,8 @@ def test_only_pods_with_the_flashsale_toleration_and_selector_land_on_the_flashs
     sale = wait_ready_pods(core, namespace, "sale", 4)
     regular = wait_ready_pods(core, namespace, "regular", 6)
     assert {pools[p.spec.node_name] for p in sale} == {"flashsale"}
-    assert {pools[p.spec.node_name] for p in regular} == {"shop"}
+    # Untolerating pods go anywhere else: the shop's pool or the untainted system pool.
+    assert "flashsale" not in {pools[p.spec.node_name] for p in regular}
 
     intruder = wait_for(
         lambda: next((c for p in pods_of(core, namespace, "intruder") for c in (p.status.conditions or [])

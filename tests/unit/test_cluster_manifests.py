@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from flashsale_dev.cluster.kubeconfig import render_kubeconfig
 from flashsale_dev.cluster.nodes import (
     DEFAULT_POOLS,
+    FLASHSALE_PLACEMENT,
     FLASHSALE_TAINT,
     KUBELET_LABEL,
     KWOK,
     NODE_AGENT,
+    SYSTEM_PLACEMENT,
     NodePool,
     node_manifest,
     pool_manifests,
@@ -18,15 +21,24 @@ from flashsale_dev.cluster.nodes import (
 )
 
 
-def test_the_default_cluster_has_a_shop_pool_and_a_tainted_flashsale_pool() -> None:
+def test_the_default_cluster_has_a_shop_pool_a_tainted_flashsale_pool_and_a_system_pool() -> None:
     nodes = pool_manifests(DEFAULT_POOLS)
-    by_pool: dict[str, list[dict[str, object]]] = {}
+    by_pool: dict[str, list[dict[str, Any]]] = {}
     for node in nodes:
         by_pool.setdefault(node["metadata"]["labels"]["pool"], []).append(node)
-    assert set(by_pool) == {"shop", "flashsale"}
+    assert set(by_pool) == {"shop", "flashsale", "system"}
     assert len(by_pool["shop"]) >= 2
-    assert all(n["spec"]["taints"] == [] for n in by_pool["shop"])  # type: ignore[index]
-    assert all(n["spec"]["taints"] == [FLASHSALE_TAINT] for n in by_pool["flashsale"])  # type: ignore[index]
+    assert all(n["spec"]["taints"] == [] for n in by_pool["shop"])
+    assert all(n["spec"]["taints"] == [FLASHSALE_TAINT] for n in by_pool["flashsale"])
+    # One untainted node where the platform's own pods really run.
+    assert [n["metadata"]["name"] for n in by_pool["system"]] == ["system-1"]
+    assert by_pool["system"][0]["spec"]["taints"] == []
+    assert by_pool["system"][0]["metadata"]["labels"][KUBELET_LABEL] == NODE_AGENT
+
+
+def test_platform_pods_select_the_system_pool_and_sale_pods_never_do() -> None:
+    assert SYSTEM_PLACEMENT == {"nodeSelector": {"pool": "system"}}
+    assert FLASHSALE_PLACEMENT["nodeSelector"] == {"pool": "flashsale"}
 
 
 def test_each_node_says_who_plays_its_kubelet() -> None:

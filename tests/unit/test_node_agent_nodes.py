@@ -49,7 +49,7 @@ def test_the_lease_belongs_to_its_node() -> None:
 
 
 def test_pod_addresses_are_loopback_but_never_the_machines_own() -> None:
-    rng = random.Random(7)  # noqa: S311 - addresses, not secrets
+    rng = random.Random(7)
     for _ in range(1000):
         assert is_pod_address(random_pod_address(rng))
     assert not is_pod_address("127.0.0.1")

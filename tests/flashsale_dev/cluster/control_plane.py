@@ -13,13 +13,14 @@ import httpx
 
 from flashsale_dev.cluster.nodes import KUBELET_LABEL, KWOK
 from flashsale_dev.cluster.pki import ClusterPKI
+from flashsale_dev.cluster.service_range import ServiceRange
 from flashsale_dev.components.base import Component
 from flashsale_dev.paths import require_binary, tool_dir
 from flashsale_dev.ports import PortReservations
 from flashsale_dev.process import ManagedProcess
 
-SERVICE_CIDR = "10.96.0.0/16"  # ClusterIPs are only allocated, never routed or sent traffic
 KWOK_POD_CIDR = "10.244.0.0/16"  # kwok's fake pod IPs: never a traffic target
+DISABLED_CONTROLLERS = "*,-endpoints-controller,-endpointslice-controller,-endpointslice-mirroring-controller"
 
 
 def _k8s_binary(name: str) -> str:
@@ -58,10 +59,13 @@ class ApiServer(Component):
     name = "kube-apiserver"
     ready_timeout = 120.0
 
-    def __init__(self, root: Path, ports: PortReservations, pki: ClusterPKI, etcd: Etcd) -> None:
+    def __init__(
+        self, root: Path, ports: PortReservations, pki: ClusterPKI, etcd: Etcd, services: ServiceRange
+    ) -> None:
         super().__init__(root, ports)
         self.pki = pki
         self.etcd = etcd
+        self.services = services
 
     @property
     def url(self) -> str:
@@ -72,7 +76,8 @@ class ApiServer(Component):
             "kube-apiserver",
             dns=["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
                  "kubernetes.default.svc.cluster.local"],
-            ips=["127.0.0.1", "10.96.0.1"],
+            # The `kubernetes` Service's ClusterIP: the service proxy forwards it here unchanged.
+            ips=["127.0.0.1", self.services.address(1)],
         )  # fmt: skip
         argv = [
             _k8s_binary("kube-apiserver"),
@@ -86,7 +91,7 @@ class ApiServer(Component):
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={self.pki.service_account_pub}",
             f"--service-account-signing-key-file={self.pki.service_account_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.services.cidr}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
             "--profiling=false",
@@ -128,9 +133,12 @@ class _KubeComponent(Component):
 class ControllerManager(_KubeComponent):
     name = "kube-controller-manager"
 
-    def __init__(self, root: Path, ports: PortReservations, kubeconfig: Path, pki: ClusterPKI) -> None:
+    def __init__(
+        self, root: Path, ports: PortReservations, kubeconfig: Path, pki: ClusterPKI, services: ServiceRange
+    ) -> None:
         super().__init__(root, ports, kubeconfig)
         self.pki = pki
+        self.services = services
 
     def _make_process(self) -> ManagedProcess:
         argv = [
@@ -140,7 +148,10 @@ class ControllerManager(_KubeComponent):
             "--use-service-account-credentials=true",
             f"--cluster-signing-cert-file={self.pki.ca.cert}",
             f"--cluster-signing-key-file={self.pki.ca.key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={self.services.cidr}",
+            # EndpointSlices and Endpoints refuse the pods' loopback addresses: these controllers
+            # could only log failures. The service proxy computes endpoints itself (endpoints.py).
+            f"--controllers={DISABLED_CONTROLLERS}",
         ]  # fmt: skip
         return ManagedProcess(self.name, argv, self.log_path)
 

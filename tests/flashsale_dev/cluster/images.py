@@ -28,6 +28,8 @@ _PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}  # as the images' Dockerfiles set it: lo
 PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
     {
         "flashsale/echo": ImageSpec((sys.executable, "-m", "flashsale_dev.echo_server"), env=_PYTHON_ENV),
+        # Test-only: shows what a pod sees from inside (files, names, Services).
+        "flashsale/probe": ImageSpec((sys.executable, "-m", "flashsale_dev.probe_server"), env=_PYTHON_ENV),
     }
 )
 

@@ -1,8 +1,9 @@
 """LocalCluster: brings up the control plane in order, registers the node pools, starts the shop.
 
-Order matters: etcd, apiserver (PKI first), then the controller-manager (it creates default
-ServiceAccounts, runs Deployments and the garbage collector), the scheduler, kwok and the node
-agent; the nodes are then created and awaited Ready, and the regular shop deployed on its pool.
+Order matters: etcd, apiserver (PKI first; then the kube-dns Service, whose address pods read),
+the controller-manager (it creates default ServiceAccounts, runs Deployments and the garbage
+collector), the scheduler, the network (nginx edge, service proxy, CoreDNS: network.py), kwok and
+the node agent; the nodes are then created and awaited Ready, and the regular shop deployed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import kubernetes
 
 from flashsale_dev.cluster.control_plane import ApiServer, ControllerManager, Etcd, Kwok, Scheduler
 from flashsale_dev.cluster.kubeconfig import write_cert_kubeconfig
+from flashsale_dev.cluster.network import CoreDNS, LoadBalancerEdge, ServiceProxyComponent, create_dns_service
 from flashsale_dev.cluster.nodes import (
     DEFAULT_POOLS,
     KUBELET_LABEL,
@@ -29,6 +31,7 @@ from flashsale_dev.cluster.nodes import (
     shop_deployment,
 )
 from flashsale_dev.cluster.pki import ClusterPKI
+from flashsale_dev.cluster.service_range import ServiceRange
 from flashsale_dev.components.base import Component
 from flashsale_dev.paths import tool_dir
 from flashsale_dev.ports import PortReservations
@@ -66,21 +69,30 @@ class LocalCluster:
         self.root = root
         self.pools = pools
         self.pki = ClusterPKI(root / "pki")
+        self.services = ServiceRange()  # this cluster's own /16 of 127.0.0.0/8 for ClusterIPs
         self.etcd = Etcd(root, ports)
-        self.apiserver = ApiServer(root, ports, self.pki, self.etcd)
+        self.apiserver = ApiServer(root, ports, self.pki, self.etcd, self.services)
         self.kubeconfig = root / "admin.kubeconfig"
         self.controller_manager = ControllerManager(
-            root, ports, root / "controller-manager.kubeconfig", self.pki
+            root, ports, root / "controller-manager.kubeconfig", self.pki, self.services
         )
         self.scheduler = Scheduler(root, ports, root / "scheduler.kubeconfig")
         self.kwok = Kwok(root, ports, root / "kwok.kubeconfig")
         self.node_agent = NodeAgent(root, ports, root / "node-agent.kubeconfig")
+        self.lb_edge = LoadBalancerEdge(root, ports)
+        self.service_proxy = ServiceProxyComponent(
+            root, ports, root / "service-proxy.kubeconfig", self.lb_edge
+        )
+        self.coredns = CoreDNS(
+            root, ports, root / "coredns.kubeconfig", self.services, self.service_proxy.hosts_file
+        )
 
     @property
     def components(self) -> list[Component]:
         kubelets = {pool.kubelet for pool in self.pools}
         agents = [self.kwok] + ([self.node_agent] if NODE_AGENT in kubelets else [])
-        return [self.etcd, self.apiserver, self.controller_manager, self.scheduler, *agents]
+        network = [self.lb_edge, self.service_proxy, self.coredns]  # before any kubelet runs a pod
+        return [self.etcd, self.apiserver, self.controller_manager, self.scheduler, *network, *agents]
 
     @property
     def server(self) -> str:
@@ -99,6 +111,9 @@ class LocalCluster:
             # Both kubelet stand-ins write node and pod status for many nodes: cluster admins.
             self.kwok.kubeconfig: ("flashsale-kwok", ("system:masters",)),
             self.node_agent.kubeconfig: ("flashsale-node-agent", ("system:masters",)),
+            # Both read every Service and Pod; the proxy also writes LoadBalancer status.
+            self.service_proxy.kubeconfig: ("flashsale-service-proxy", ("system:masters",)),
+            self.coredns.kubeconfig: ("flashsale-coredns", ("system:masters",)),
         }
         for path, (user, groups) in identities.items():
             client = self.pki.client_cert(user, groups)
@@ -108,12 +123,16 @@ class LocalCluster:
         """Bring the control plane up, in order. Call prepare() first."""
         for component in self.components:
             component.start()
+            if component is self.apiserver:
+                with self.api_client() as api:  # pods read the DNS address from it, from the first
+                    create_dns_service(api, self.services)
         self._register_nodes()
         self._start_shop()
 
     def stop(self) -> None:
         for component in reversed(self.components):
             component.stop()
+        self.services.release()
 
     def api_client(self) -> kubernetes.client.ApiClient:
         return kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig))

@@ -1,8 +1,10 @@
 """The local cluster's nodes and the "regular shop" workload, as plain manifests (pure functions).
 
-Two pools: `pool=shop` runs the regular shop (simulated by kwok), `pool=flashsale` is tainted
-`dedicated=flashsale:NoSchedule` and is served by the node agent, which really runs project images.
-The label `flashsale.dev/kubelet` says which of the two plays kubelet for a node.
+Three pools: `pool=shop` runs the regular shop (simulated by kwok), `pool=flashsale` is tainted
+`dedicated=flashsale:NoSchedule` and is served by the node agent, which really runs project images;
+`pool=system` (one untainted node-agent node) runs the platform's own pods (the operator, later
+monitoring), which select it. The label `flashsale.dev/kubelet` says which of the two kubelet
+stand-ins serves a node.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class NodePool:
 DEFAULT_POOLS = (
     NodePool("shop", 3, KWOK),
     NodePool("flashsale", 3, NODE_AGENT, (FLASHSALE_TAINT,)),
+    NodePool("system", 1, NODE_AGENT),
 )
 
 # The regular shop: it must keep running, untouched, while a sale happens next to it.
@@ -59,6 +62,9 @@ def node_manifest(pool: NodePool, index: int) -> dict[str, Any]:
 def pool_manifests(pools: tuple[NodePool, ...] = DEFAULT_POOLS) -> list[dict[str, Any]]:
     return [node_manifest(pool, i) for pool in pools for i in range(1, pool.size + 1)]
 
+
+# What a platform pod (the operator, monitoring) needs to run as a real process on the system pool.
+SYSTEM_PLACEMENT: dict[str, Any] = {"nodeSelector": {POOL_LABEL: "system"}}
 
 # What a pod needs to run on the flashsale pool: select it and tolerate its taint.
 FLASHSALE_PLACEMENT: dict[str, Any] = {

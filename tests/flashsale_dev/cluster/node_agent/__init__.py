@@ -5,5 +5,8 @@ An honest test harness, not a kubelet (see docs/node-agent.md): a pod's containe
 
 Modules, one job each: agent (the main loop), informer (pods in), writer (statuses out), heartbeat
 (node status and Leases), pod and container (the runtime), stand_ins (containers without a process),
-and the pure ones: envvars, lifecycle, probes, pod_status, node_status, addresses' naming.
+volumes (a pod's files and mounts, kept in sync), tokens (projected ServiceAccount tokens), mount_ns
+(the wrapper that runs a process in its private mount namespace), atomic_writer (the kubelet's),
+and the pure ones: envvars, service_env, dns_files, volume_payload, lifecycle, probes, pod_status,
+node_status, addresses' naming. The node's storage provisioner is flashsale_dev.cluster.local_path.
 """

@@ -2,7 +2,8 @@
 
 Linux routes all of 127.0.0.0/8 to `lo`, so every pod can bind its own address and port 8080 without
 colliding. Several clusters may run on one machine: an address is reserved with an exclusive flock,
-as ports.py does for ports, and the lock dies with the agent, so a crash never leaks one.
+as ports.py does for ports, and the lock dies with the agent, so a crash never leaks one. Addresses
+in a cluster's Service range (service_range.py) are never handed out.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import ipaddress
 import random
 from pathlib import Path
 
+from flashsale_dev.cluster.service_range import in_reserved_range
 from flashsale_dev.ports import LOCK_DIR, lock_exclusively, unlock_and_remove
 
 
@@ -31,7 +33,7 @@ class PodAddresses:
 
     def __init__(self, lock_dir: Path = LOCK_DIR, rng: random.Random | None = None) -> None:
         self._lock_dir = lock_dir
-        self._rng = rng or random.Random()  # noqa: S311 - spreading addresses, not secrets
+        self._rng = rng or random.Random()
         self._held: dict[str, int] = {}
 
     def take(self, preferred: str | None = None) -> str:
@@ -68,4 +70,8 @@ class PodAddresses:
         if fd is None:
             return False
         self._held[address] = fd
+        # Locked first, checked second (service_range.py does the reverse): no race lets both win.
+        if in_reserved_range(address, self._lock_dir):
+            self.release(address)
+            return False
         return True

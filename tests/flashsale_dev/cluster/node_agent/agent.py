@@ -2,7 +2,8 @@
 
 It runs on the process's main thread and is the only code that spawns container processes, so
 PR_SET_PDEATHSIG (bound to the spawning thread) kills them all if the agent dies, even by SIGKILL.
-Other threads only talk to the API (informer, heartbeat, writer) or run probes.
+Other threads only talk to the API (informer, heartbeat, writer), keep volume files current
+(volume-sync), provision claims (local-path) or run probes.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from typing import Any
 import kubernetes
 
 from flashsale_dev.cluster.images import PROJECT_IMAGES, ImageSpec
+from flashsale_dev.cluster.local_path import LocalPathProvisioner
 from flashsale_dev.cluster.node_agent import kube
 from flashsale_dev.cluster.node_agent.addresses import PodAddresses
+from flashsale_dev.cluster.node_agent.dns_files import ResolvConf, parse_resolv_conf
 from flashsale_dev.cluster.node_agent.heartbeat import NodeHeartbeat
 from flashsale_dev.cluster.node_agent.informer import PodEvent, PodInformer
 from flashsale_dev.cluster.node_agent.pod import PodContext, PodRuntime
+from flashsale_dev.cluster.node_agent.service_env import MASTER_SERVICE, service_env
+from flashsale_dev.cluster.node_agent.tokens import TokenCache
+from flashsale_dev.cluster.node_agent.volumes import NodeVolumes
 from flashsale_dev.cluster.node_agent.writer import PodWriter
 
 log = logging.getLogger(__name__)
@@ -47,15 +53,32 @@ class Agent:
         self.informer = PodInformer(api, self._events, self.stop)
         self.heartbeat = NodeHeartbeat(api, selector, kubelet_version, self.stop)
         self.writer = PodWriter(api, self.stop)
+        # The node's storage: claims of the default StorageClass get directories on this machine.
+        self.provisioner = LocalPathProvisioner(api, state_dir / "local-path", self.stop)
         core = kubernetes.client.CoreV1Api(api)
         self._probe_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
         self._addresses = PodAddresses()
+
+        def read(kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+            return kube.read_object(core, kind, namespace, name)
+
+        def services(pod: Mapping[str, Any]) -> dict[str, str]:
+            namespace = pod["metadata"]["namespace"]
+            return service_env(pod, kube.list_services(core, namespace), read("Service", *MASTER_SERVICE))
+
+        tokens = TokenCache(lambda *request: kube.request_token(core, *request), time.time)
+        self.volumes = NodeVolumes(state_dir, read, tokens, _host_resolv_conf())
+        self._volume_sync = threading.Thread(
+            target=self.volumes.sync_forever, args=(self.stop,), name="volume-sync", daemon=True
+        )
         self._context = PodContext(
             addresses=self._addresses,
             state_dir=state_dir,
             lookup_for=lambda namespace: kube.secret_lookup(core, namespace),
             probe_pool=self._probe_pool,
             images=images,
+            volumes=self.volumes,
+            service_env=services,
         )
         self._pods: dict[str, dict[str, Any]] = {}  # uid -> the latest object of every bound pod
         self._runtimes: dict[str, PodRuntime] = {}  # uid -> the pods of our nodes
@@ -72,7 +95,7 @@ class Agent:
 
     def run(self) -> None:
         """Until request_stop() (on SIGTERM/SIGINT); then every process is stopped."""
-        for part in (self.informer, self.heartbeat, self.writer):
+        for part in (self.informer, self.heartbeat, self.writer, self.provisioner, self._volume_sync):
             part.start()
         try:
             while not self._stop_requested:
@@ -165,3 +188,11 @@ class Agent:
         self._addresses.release_all()
         self._probe_pool.shutdown(wait=False, cancel_futures=True)
         log.info("stopped")
+
+
+def _host_resolv_conf() -> ResolvConf:
+    """This machine's resolver: its search domains follow the cluster's, as on a kubelet's node."""
+    try:
+        return parse_resolv_conf(Path("/etc/resolv.conf").read_text())
+    except OSError:
+        return ResolvConf()

@@ -7,6 +7,7 @@ processes: PR_SET_PDEATHSIG ties each process to that thread, so they all die wi
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
@@ -21,6 +22,7 @@ from flashsale_dev.process import ManagedProcess
 
 log = logging.getLogger(__name__)
 
+NSENTER = shutil.which("nsenter") or "nsenter"  # util-linux
 CONFIG_RETRY = 2.0  # seconds between attempts to resolve a missing Secret/ConfigMap reference
 
 
@@ -210,9 +212,13 @@ class ProcessContainer:
                 ok, message = pending.result()
                 self._probe_result(kind, tracker, tracker.record(ok, message, now), now)
             elif pending is None and tracker.due(now):
+                assert self.process is not None
+                # An exec probe runs where the container's process runs: its mount namespace and root.
+                enter = [NSENTER, f"--target={self.process.pid}", "--mount", "--root", "--wd", "--"]
                 self._pending[kind] = self._pool.submit(
-                    run_probe, tracker.spec, self.spec, self.pod.pod_ip, self._launch.env, self._launch.cwd
-                )
+                    run_probe, tracker.spec, self.spec, self.pod.pod_ip, self._launch.env, self._launch.cwd,
+                    enter=enter,
+                )  # fmt: skip
 
     def _probe_result(self, kind: str, tracker: ProbeTracker, ok: bool, now: float) -> None:
         if kind == "readinessProbe":

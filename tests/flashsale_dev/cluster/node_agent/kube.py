@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import kubernetes
 
 from flashsale_dev.cluster.node_agent.envvars import EnvError, Lookup, decode_config_map, decode_secret
+from flashsale_dev.cluster.node_agent.tokens import PodIdentity
 
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -70,3 +72,56 @@ def delete_pod(core: kubernetes.client.CoreV1Api, namespace: str, name: str, uid
         _preload_content=False,
         _request_timeout=TIMEOUT,
     )
+
+
+def read_object(
+    core: kubernetes.client.CoreV1Api, kind: str, namespace: str, name: str
+) -> dict[str, Any] | None:
+    """A Secret, ConfigMap, Service, PVC or PV (namespace ignored) as a raw dict; None if absent."""
+    read: Any = {
+        "Secret": core.read_namespaced_secret,
+        "ConfigMap": core.read_namespaced_config_map,
+        "Service": core.read_namespaced_service,
+        "PersistentVolumeClaim": core.read_namespaced_persistent_volume_claim,
+    }.get(kind)
+    try:
+        if kind == "PersistentVolume":
+            return raw(core.read_persistent_volume(name, _preload_content=False, _request_timeout=TIMEOUT))
+        return raw(read(name, namespace, _preload_content=False, _request_timeout=TIMEOUT))
+    except Exception as error:
+        if is_status(error, 404):
+            return None
+        raise EnvError(f"cannot read {kind} {namespace}/{name}: {error}") from error
+
+
+def list_services(core: kubernetes.client.CoreV1Api, namespace: str) -> list[dict[str, Any]]:
+    try:
+        listing = raw(
+            core.list_namespaced_service(namespace, _preload_content=False, _request_timeout=TIMEOUT)
+        )
+    except Exception as error:
+        raise EnvError(f"cannot list the services of {namespace}: {error}") from error
+    return list(listing.get("items") or [])
+
+
+def request_token(
+    core: kubernetes.client.CoreV1Api, who: PodIdentity, audience: str, seconds: int
+) -> tuple[str, float]:
+    """A TokenRequest for the pod's ServiceAccount, bound to the pod; (token, expiry in epoch seconds)."""
+    spec: dict[str, Any] = {
+        "expirationSeconds": seconds,
+        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": who.pod, "uid": who.uid},
+    }
+    if audience:
+        spec["audiences"] = [audience]
+    try:
+        answer = raw(core.create_namespaced_service_account_token(
+            who.account, who.namespace, {"spec": spec}, _preload_content=False, _request_timeout=TIMEOUT
+        ))  # fmt: skip
+    except Exception as error:
+        raise EnvError(
+            f"cannot get a token for serviceaccount {who.namespace}/{who.account}: {error}"
+        ) from error
+    status = answer["status"]
+    expires = datetime.fromisoformat(status["expirationTimestamp"].replace("Z", "+00:00")).timestamp()
+    return str(status["token"]), expires

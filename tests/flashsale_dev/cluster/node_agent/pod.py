@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -11,8 +13,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from flashsale_dev.cluster.images import ImageSpec, compose_argv, find_image, is_project_image
+from flashsale_dev.cluster.node_agent import mount_ns
 from flashsale_dev.cluster.node_agent.addresses import PodAddresses
 from flashsale_dev.cluster.node_agent.container import Launch, PodRef, ProcessContainer
+from flashsale_dev.cluster.node_agent.dns_files import pod_hostname
 from flashsale_dev.cluster.node_agent.envvars import (
     Lookup,
     expand,
@@ -27,6 +31,10 @@ from flashsale_dev.cluster.node_agent.pod_status import (
     render_pod_status,
 )
 from flashsale_dev.cluster.node_agent.stand_ins import SimulatedContainer, UnknownImageContainer
+from flashsale_dev.cluster.node_agent.volumes import NodeVolumes
+
+# Run by path with -I: the wrapper imports only the standard library, so it adds little to a start.
+MOUNT_NS = [sys.executable, "-I", mount_ns.__file__]
 
 MAX_GRACE = 30.0  # seconds: a test harness does not wait for the API's longer grace periods
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")  # a container image would bring its own
@@ -52,6 +60,8 @@ class PodContext:
     lookup_for: Callable[[str], Lookup]  # namespace -> its Secrets and ConfigMaps
     probe_pool: Executor
     images: Mapping[str, ImageSpec]
+    volumes: NodeVolumes
+    service_env: Callable[[Mapping[str, Any]], dict[str, str]]  # pod -> KUBERNETES_SERVICE_HOST & co.
 
 
 def grace_period(pod: Mapping[str, Any]) -> float:
@@ -85,6 +95,7 @@ class PodRuntime:
         self._context = context
         # An agent restart keeps the pod's address (if still free) and its start time.
         self.ip = context.addresses.take(status.get("podIP"))
+        self.volumes = context.volumes.pod(pod, self.ip)
         self.start_time = _epoch(status.get("startTime")) or now_wall
         self.sent: dict[str, Any] | None = None  # the status last handed to the writer
         self.stopping = False
@@ -105,7 +116,7 @@ class PodRuntime:
         return bool(self.pod["metadata"].get("deletionTimestamp"))
 
     def tick(self, pod: dict[str, Any], now: float) -> None:
-        self.pod = pod
+        self.pod = self.volumes.pod = pod  # new labels reach downwardAPI files at the next sync
         if self.deleting and not self.stopping:
             self.stopping = True
             for container in self.all_containers:
@@ -151,6 +162,7 @@ class PodRuntime:
             container.kill()
 
     def release(self) -> None:
+        self._context.volumes.remove(self.uid)
         self._context.addresses.release(self.ip)
 
     def _container(
@@ -181,18 +193,24 @@ class PodRuntime:
     def _launch(self, spec: Mapping[str, Any], image: ImageSpec) -> Launch:
         """Resolved now, not at pod creation: a Secret may appear later, as with the kubelet."""
         lookup = self._context.lookup_for(self.namespace)
-        env = resolve_env(
-            self.pod, spec, lookup, pod_ip=self.ip, host_ip=HOST_IP, defined=identity_env(self.pod, self.ip)
-        )
+        # As the kubelet: the Services' variables first, so the container's own may use or override them.
+        defined = {**self._context.service_env(self.pod), **identity_env(self.pod, self.ip)}
+        env = resolve_env(self.pod, spec, lookup, pod_ip=self.ip, host_ip=HOST_IP, defined=defined)
         argv = [expand(part, env) for part in compose_argv(image, spec.get("command"), spec.get("args"))]
         base = {k: os.environ[k] for k in _INHERITED if k in os.environ}
-        base["HOSTNAME"] = self.pod["spec"].get("hostname") or self.name
+        base["HOSTNAME"] = pod_hostname(self.pod)
         pods_dir = self._context.state_dir / "pods"
         # A pod's scratch directory stands in for its container's writable root.
         cwd = pods_dir / f"{self.namespace}_{self.name}"
         cwd.mkdir(parents=True, exist_ok=True)
+        plan = {
+            "binds": self.volumes.mounts(spec),
+            "staging": str(self.volumes.dir / f"mnt-{spec['name']}"),
+            "cwd": str(cwd),
+            "hostname": base["HOSTNAME"],
+        }
         return Launch(
-            argv=argv,
+            argv=[*MOUNT_NS, json.dumps(plan), *argv],
             env=process_env(base, image.env, env),
             cwd=cwd,
             log_path=pods_dir / f"{self.namespace}_{self.name}_{spec['name']}.log",

@@ -99,8 +99,10 @@ def run_probe(
     pod_ip: str,
     env: Mapping[str, str],
     cwd: Path,
+    *,
+    enter: Sequence[str] = (),
 ) -> tuple[bool, str]:
-    """One probe attempt: (success, what happened)."""
+    """One probe attempt: (success, what happened); `enter` prefixes an exec probe's command."""
     try:
         if spec.kind == "httpGet":
             return _http(spec, container, pod_ip)
@@ -109,7 +111,7 @@ def run_probe(
             with socket.create_connection((spec.action.get("host") or pod_ip, port), timeout=spec.timeout):
                 return True, f"tcp {port} open"
         if spec.kind == "exec":
-            return _exec(spec.action.get("command") or [], env, cwd, spec.timeout)
+            return _exec(spec.action.get("command") or [], env, cwd, spec.timeout, enter)
     except Exception as error:  # whatever goes wrong, the probe failed: never the agent
         return False, f"{spec.kind} probe failed: {error!r}"
     return False, f"{spec.kind} probes are not supported by the node agent"
@@ -132,11 +134,13 @@ def _die_with_agent() -> None:
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _exec(command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float) -> tuple[bool, str]:
+def _exec(
+    command: Sequence[str], env: Mapping[str, str], cwd: Path, timeout: float, enter: Sequence[str] = ()
+) -> tuple[bool, str]:
     if not command:
         return False, "exec probe without a command"
     with subprocess.Popen(
-        list(command),
+        [*enter, *command],
         env=dict(env),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
