@@ -60,3 +60,11 @@ def test_command_replaces_entrypoint_and_args_replace_cmd(
     command: list[str] | None, args: list[str] | None, argv: list[str]
 ) -> None:
     assert compose_argv(SPEC, command, args) == argv
+
+
+def test_the_sale_images_run_the_flashsale_console_script() -> None:
+    for image, command in (("flashsale/gateway:1.0", "gateway"), ("flashsale/consumer:1.0", "consumer")):
+        spec = find_image(image)
+        assert spec is not None
+        argv = compose_argv(spec, None, None)
+        assert argv[1:] == ["-m", "flashsale_sale.cli", command]

@@ -23,10 +23,13 @@ class ImageSpec:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-_PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}  # as the images' Dockerfiles set it: logs reach the file at once
+_PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}
+_FLASHSALE = (sys.executable, "-m", "flashsale_sale.cli")  # the images' ENTRYPOINT ["flashsale"]  # as the images' Dockerfiles set it: logs reach the file at once
 
 PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
     {
+        "flashsale/gateway": ImageSpec(_FLASHSALE, ("gateway",), env=_PYTHON_ENV),
+        "flashsale/consumer": ImageSpec(_FLASHSALE, ("consumer",), env=_PYTHON_ENV),
         "flashsale/echo": ImageSpec((sys.executable, "-m", "flashsale_dev.echo_server"), env=_PYTHON_ENV),
         # Test-only: shows what a pod sees from inside (files, names, Services).
         "flashsale/probe": ImageSpec((sys.executable, "-m", "flashsale_dev.probe_server"), env=_PYTHON_ENV),
