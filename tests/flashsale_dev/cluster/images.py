@@ -23,8 +23,8 @@ class ImageSpec:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-_PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}
-_FLASHSALE = (sys.executable, "-m", "flashsale_sale.cli")  # the images' ENTRYPOINT ["flashsale"]  # as the images' Dockerfiles set it: logs reach the file at once
+_PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}  # as the images' Dockerfiles set it: logs reach the file at once
+_FLASHSALE = (sys.executable, "-m", "flashsale_sale.cli")  # the images' ENTRYPOINT ["flashsale"]
 
 PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
     {
