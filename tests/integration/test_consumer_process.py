@@ -6,78 +6,43 @@ environment, as a Deployment starts it. Every wait is on a condition with a gene
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from flashsale_dev.consumer_harness import ConsumerProcess, Sale
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.pytest_plugin import PostgresSchema, RedisDatabase
+from flashsale_dev.sale import RESERVED_AT_MS, LocalSale
 from flashsale_dev.waiting import wait_for
-from flashsale_sale import gate
-from flashsale_sale.contract import RESERVE_LUA, ReservationMessage, SaleKeys, parse_reserve_reply
+from flashsale_sale.contract import RESERVE_LUA, ReservationMessage, parse_reserve_reply
 
 
-@pytest.fixture
-def sale(
-    platform: LocalPlatform,
-    redis_db: RedisDatabase,
-    kafka_topic: str,
-    pg_schema: PostgresSchema,
-    tmp_path: Path,
-) -> Iterator[Sale]:
-    the_sale = Sale(platform, redis_db, kafka_topic, pg_schema, tmp_path)
-    yield the_sale
-    the_sale.ports.release()
-
-
-@pytest.fixture
-def processes() -> Iterator[list[ConsumerProcess]]:
-    """Every consumer a test starts is stopped at its end, whatever happened."""
-    started: list[ConsumerProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def _reserve_through_the_gate(sale: Sale, users: int, quantity: int) -> list[ReservationMessage]:
+def _reserve_through_the_gate(sale: LocalSale, users: int, quantity: int) -> list[ReservationMessage]:
     """What the gateway does before it publishes: the real reserve script, pending records included."""
-    keys = SaleKeys(sale.sale_id)
-    gate.prewarm(sale.redis_db.client, keys, sale.stock)
-    gate.set_open(sale.redis_db.client, keys, True)
-    args: list[str | int] = [1_790_000_000_000]
+    args: list[str | int] = [RESERVED_AT_MS]
     for i in range(users):
         args += [f"user-{i}", quantity, f"r-{i}"]
-    reply = sale.redis_db.client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), *args)
+    with sale.redis() as client:
+        reply = client.eval(RESERVE_LUA, 5, *sale.keys.reserve_keys(), *args)
     results, _ = parse_reserve_reply(reply)
     return [
-        ReservationMessage(sale.sale_id, r.reservation_id, f"user-{i}", r.quantity, 1_790_000_000_000)
+        ReservationMessage(sale.sale_id, r.reservation_id, f"user-{i}", r.quantity, RESERVED_AT_MS)
         for i, r in enumerate(results)
         if r.reservation_id
     ]
 
 
-def test_reservations_become_orders_and_leave_the_pending_hash(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_reservations_become_orders_and_leave_the_pending_hash(sale: LocalSale) -> None:
     sale.per_user_limit = 2
-    sale.migrate()
+    sale.prepare()
+    sale.set_open(True)
     reservations = _reserve_through_the_gate(sale, users=40, quantity=2)
     assert len(reservations) == 40
     sent = sale.produce(reservations)
-    consumer = sale.start()
-    processes.append(consumer)
+    consumer = sale.start_consumer()
 
     wait_for(lambda: sale.order_count() == 40, timeout=120, what="40 orders", describe=consumer.output)
     assert sale.orders() == sorted((r.reservation_id, r.user_id, 2) for r in reservations)
-    assert sale.ledger() == sale.stock - 80
-    keys = SaleKeys(sale.sale_id)
-    wait_for(lambda: sale.redis_db.client.hlen(keys.pending) == 0, timeout=60, what="pending emptied")
-    assert sale.redis_db.client.hlen(keys.buyers) == 40  # the buyers stay: one reservation per user
+    assert sale.ledger_remaining() == sale.stock - 80
+    wait_for(lambda: sale.pending() == 0, timeout=60, what="pending emptied")
+    assert sale.buyers() == 40  # the buyers stay: one reservation per user
     wait_for(lambda: sale.committed() == sent, timeout=60, what="offsets committed")
-    assert consumer.metric("flashsale_consumer_orders_total", sale="test-sale") == 40
+    assert consumer.metric("flashsale_consumer_orders_total", sale=sale.sale_name) == 40
     assert consumer.metric("flashsale_consumer_order_units_total") == 80
     assert consumer.metric("flashsale_consumer_ledger_remaining") == sale.stock - 80
     assert consumer.healthz() == 200
@@ -90,66 +55,53 @@ def test_reservations_become_orders_and_leave_the_pending_hash(
 
     wait_for(caught_up, timeout=60, what="a lag of 0 on each of the 3 partitions")
 
-    consumer.signal(signal.SIGTERM)
-    assert consumer.wait() == 0, consumer.output()
+    consumer.terminate()
+    assert consumer.exit_code() == 0, consumer.output()
 
 
-def test_redelivery_after_the_db_commit_writes_nothing_twice(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_redelivery_after_the_db_commit_writes_nothing_twice(sale: LocalSale) -> None:
     sale.migrate()
     reservations = [sale.reservation(i) for i in range(30)]
     sent = sale.produce(reservations + reservations)  # the same reservation twice, too
-    first = sale.start("first")
-    processes.append(first)
+    first = sale.start_consumer()
     wait_for(
         lambda: sale.committed() == sent, timeout=120, what="all offsets committed", describe=first.output
     )
     assert sale.order_count() == 30
 
     # Killed, then its offsets lost: exactly a crash after the DB commit and before the offset commit.
-    first.signal(signal.SIGKILL)
-    first.wait()
+    first.kill()
     wait_for(sale.rewind_group, timeout=120, what="the group's offsets rewound (the dead member expires)")
     assert sale.committed() == 0
 
-    second = sale.start("second")
-    processes.append(second)
+    second = sale.start_consumer()
     wait_for(lambda: sale.committed() == sent, timeout=120, what="re-consumed", describe=second.output)
     assert second.metric("flashsale_consumer_redelivered_total") == 30  # the batch dedupes the repeats
     assert second.metric("flashsale_consumer_orders_total") == 0
     assert sale.order_count() == 30
-    assert sale.ledger() == sale.stock - 30
+    assert sale.ledger_remaining() == sale.stock - 30
 
 
-def test_a_consumer_killed_mid_stream_is_replaced_without_double_orders(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_a_consumer_killed_mid_stream_is_replaced_without_double_orders(sale: LocalSale) -> None:
     sale.stock = 5_000
     sale.migrate()
     sent = sale.produce(sale.reservation(i) for i in range(3_000))
-    first = sale.start("first", FLASHSALE_BATCH_SIZE="50")
-    processes.append(first)
+    first = sale.start_consumer(FLASHSALE_BATCH_SIZE="50")
     wait_for(lambda: sale.order_count() > 0, timeout=120, what="the first orders", describe=first.output)
-    first.signal(signal.SIGKILL)  # wherever it is: between a DB commit and its offset commit, maybe
-    first.wait()
+    first.kill()  # wherever it is: between a DB commit and its offset commit, maybe
 
-    second = sale.start("second")
-    processes.append(second)
+    second = sale.start_consumer()
     wait_for(
         lambda: sale.committed() == sent, timeout=180, what="everything consumed", describe=second.output
     )
     assert sale.order_count() == 3_000
-    assert sale.ledger() == 5_000 - 3_000
+    assert sale.ledger_remaining() == 5_000 - 3_000
 
 
-def test_two_consumers_in_one_group_split_the_partitions_and_write_each_order_once(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_two_consumers_in_one_group_split_the_partitions_and_write_each_order_once(sale: LocalSale) -> None:
     sale.stock = 10_000
     sale.migrate()
-    one, two = sale.start("one"), sale.start("two")
-    processes += [one, two]
+    one, two = sale.start_consumer(), sale.start_consumer()
 
     def split() -> bool:
         counts: list[float] = [
@@ -165,18 +117,15 @@ def test_two_consumers_in_one_group_split_the_partitions_and_write_each_order_on
     assert min(written) > 0
     assert sum(written) == 3_000
     assert sale.order_count() == 3_000
-    assert sale.ledger() == 10_000 - 3_000
+    assert sale.ledger_remaining() == 10_000 - 3_000
 
 
-def test_a_poison_message_is_skipped_counted_and_committed(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_a_poison_message_is_skipped_counted_and_committed(sale: LocalSale) -> None:
     sale.migrate()
     poison: list[ReservationMessage | bytes] = [b"\xff not json", b'{"v": 1}', b"[]"]
-    other_sale = ReservationMessage("another-sale", "r-x", "user-x", 1, 1_790_000_000_000)
+    other_sale = ReservationMessage("another-sale", "r-x", "user-x", 1, RESERVED_AT_MS)
     sent = sale.produce([*poison, other_sale.encode(), sale.reservation(1), sale.reservation(2, quantity=2)])
-    consumer = sale.start()
-    processes.append(consumer)
+    consumer = sale.start_consumer()
 
     wait_for(
         lambda: sale.committed() == sent,
@@ -185,62 +134,56 @@ def test_a_poison_message_is_skipped_counted_and_committed(
         describe=consumer.output,
     )
     assert consumer.metric("flashsale_consumer_poison_messages_total") == 5  # 2 units > the limit of 1
-    assert [reservation for reservation, _, _ in sale.orders()] == ["r-1"]
-    assert consumer.process.poll() is None  # still running
+    assert [reservation for reservation, _, _ in sale.orders(any_sale=True)] == ["r-1"]
+    assert consumer.alive  # still running
 
 
-def test_the_ledger_never_goes_below_zero_the_consumer_stops_the_line(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_the_ledger_never_goes_below_zero_the_consumer_stops_the_line(sale: LocalSale) -> None:
     sale.stock = 5
     sale.migrate()
     sent = sale.produce(sale.reservation(i) for i in range(8))  # a gate that let 3 too many through
-    consumer = sale.start()
-    processes.append(consumer)
+    consumer = sale.start_consumer()
 
-    assert consumer.wait() == 4, consumer.output()
+    assert consumer.exit_code() == 4, consumer.output()
     assert "OVERSELL ALARM" in consumer.output()
-    assert sale.ledger() >= 0
-    assert sum(quantity for _, _, quantity in sale.orders()) == 5 - sale.ledger()
+    remaining = sale.ledger_remaining()
+    assert remaining is not None
+    assert remaining >= 0
+    assert sum(quantity for _, _, quantity in sale.orders()) == 5 - remaining
     assert sale.committed() < sent  # the failing batch was not committed
 
 
-def test_without_a_schema_the_consumer_refuses_to_start(sale: Sale, processes: list[ConsumerProcess]) -> None:
-    consumer = sale.start()
-    processes.append(consumer)
-    assert consumer.wait() == 3
+def test_without_a_schema_the_consumer_refuses_to_start(sale: LocalSale) -> None:
+    consumer = sale.start_consumer()
+    assert consumer.exit_code() == 3
     assert "run `flashsale migrate`" in consumer.output()
 
 
 def test_with_redis_away_orders_are_still_written_and_committed(
-    sale: Sale, processes: list[ConsumerProcess]
+    sale: LocalSale, platform: LocalPlatform
 ) -> None:
     sale.migrate()
     sent = sale.produce(sale.reservation(i) for i in range(20))
-    nobody = sale.ports.take()  # reserved, never bound: connections are refused
-    consumer = sale.start(FLASHSALE_REDIS_URL=f"redis://127.0.0.1:{nobody}/0")
-    processes.append(consumer)
+    nobody = platform.reserve_port()  # reserved, never bound: connections are refused
+    consumer = sale.start_consumer(FLASHSALE_REDIS_URL=f"redis://127.0.0.1:{nobody}/0")
 
     wait_for(
         lambda: sale.committed() == sent, timeout=120, what="offsets committed", describe=consumer.output
     )
     assert sale.order_count() == 20
     assert consumer.metric("flashsale_consumer_redis_errors_total") >= 1
-    assert consumer.process.poll() is None
+    assert consumer.alive
 
 
-def test_a_lost_database_connection_is_retried_without_losing_or_doubling_orders(
-    sale: Sale, processes: list[ConsumerProcess]
-) -> None:
+def test_a_lost_database_connection_is_retried_without_losing_or_doubling_orders(sale: LocalSale) -> None:
     sale.migrate()
     first_half = sale.produce(sale.reservation(i) for i in range(20))
-    consumer = sale.start()
-    processes.append(consumer)
+    consumer = sale.start_consumer()
     wait_for(
         lambda: sale.committed() == first_half, timeout=120, what="the first half", describe=consumer.output
     )
 
-    with sale.schema.connect(autocommit=True) as admin:  # the database drops the consumer's session
+    with sale.database(autocommit=True) as admin:  # the database drops the consumer's session
         killed = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
             (f"flashsale-consumer-{sale.sale_id}",),
@@ -251,4 +194,4 @@ def test_a_lost_database_connection_is_retried_without_losing_or_doubling_orders
     wait_for(lambda: sale.committed() == sent, timeout=120, what="the second half", describe=consumer.output)
     assert consumer.metric("flashsale_consumer_db_errors_total") >= 1
     assert sale.order_count() == 40
-    assert sale.ledger() == sale.stock - 40
+    assert sale.ledger_remaining() == sale.stock - 40

@@ -10,15 +10,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import pytest
 
-from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.pytest_plugin import PostgresSchema, RedisDatabase
 from flashsale_dev.sale import Gateway, LocalSale
 from flashsale_dev.waiting import wait_for
 
@@ -40,38 +35,11 @@ class Answer:
     reservation: str | None
 
 
-@pytest.fixture
-def sale(
-    platform: LocalPlatform,
-    redis_db: RedisDatabase,
-    kafka_topic: str,
-    pg_schema: PostgresSchema,
-    tmp_path: Path,
-) -> Iterator[LocalSale]:
-    local = LocalSale(
-        redis_url=redis_db.url,
-        kafka_bootstrap_servers=platform.kafka.bootstrap_servers,
-        topic=kafka_topic,
-        database_url=pg_schema.url,
-        logs=tmp_path,
-    )
-    yield local
-    crashed = [p.name for p in local.processes if not p.alive]
-    local.stop()
-    assert not crashed, f"processes died during the sale: {crashed} (logs in {tmp_path})"
-
-
-def run_sale(sale: LocalSale, platform: LocalPlatform, clicks: list[Click]) -> list[Answer]:
-    sale.prepare()
-    gateways = [sale.start_gateway(platform.reserve_port()) for _ in range(2)]
+def run_sale(sale: LocalSale, clicks: list[Click]) -> list[Answer]:
+    gateways = sale.go_live(gateways=2)
     for _ in range(2):
-        sale.start_consumer(platform.reserve_port())
-    sale.set_open(True)
-    order_path = wait_for(
-        lambda: all(g.status()["state"] == "live" for g in gateways) and gateways[0].status()["orderPath"],
-        timeout=60,
-        what="both gateways live",
-    )
+        sale.start_consumer()
+    order_path = gateways[0].status()["orderPath"]  # what the sale page learns once the sale is live
     return asyncio.run(crowd(gateways, str(order_path), sale, clicks))
 
 
@@ -134,16 +102,15 @@ def check_the_record(sale: LocalSale, answers: list[Answer]) -> None:
     sold = sum(qty for _, _, qty in orders)
     assert sold <= sale.stock, "oversold"
     assert sale.ledger_remaining() == sale.stock - sold
-    with sale.redis() as client:
-        assert int(client.get(sale.keys.stock) or -1) == sale.stock - sold
+    assert sale.gate_remaining() == sale.stock - sold
 
 
-def test_twenty_thousand_shoppers_buy_exactly_the_stock(sale: LocalSale, platform: LocalPlatform) -> None:
+def test_twenty_thousand_shoppers_buy_exactly_the_stock(sale: LocalSale) -> None:
     users = [f"shopper-{i}" for i in range(20_000)]
     repeats = random.Random(7).sample(users, 2_000)
     clicks = [Click(user, 1) for user in users + repeats]
     random.Random(8).shuffle(clicks)
-    answers = run_sale(sale, platform, clicks)
+    answers = run_sale(sale, clicks)
 
     assert sum(1 for a in answers if a.status == 202) >= 1000
     assert {a.status for a in answers} <= DEFINITIVE
@@ -151,26 +118,24 @@ def test_twenty_thousand_shoppers_buy_exactly_the_stock(sale: LocalSale, platfor
     assert len({a.reservation for a in answers if a.status == 202}) == 1000
 
 
-def test_quantities_up_to_the_limit_of_two(sale: LocalSale, platform: LocalPlatform) -> None:
+def test_quantities_up_to_the_limit_of_two(sale: LocalSale) -> None:
     sale.per_user_limit = 2
     pick = random.Random(9)
     users = [f"pair-{i}" for i in range(20_000)]
     clicks = [Click(user, pick.choice((1, 2))) for user in users]
     clicks += [Click(c.user, c.quantity) for c in pick.sample(clicks, 2_000)]
     pick.shuffle(clicks)
-    answers = run_sale(sale, platform, clicks)
+    answers = run_sale(sale, clicks)
 
     check_the_record(sale, answers)
     units = {a.reservation: a.quantity for a in answers if a.status == 202}
     assert sum(units.values()) == sale.stock, "the sale did not sell exactly its stock"
 
 
-def test_everyone_who_asks_gets_one_when_stock_exceeds_demand(
-    sale: LocalSale, platform: LocalPlatform
-) -> None:
+def test_everyone_who_asks_gets_one_when_stock_exceeds_demand(sale: LocalSale) -> None:
     sale.stock = 3_000
     clicks = [Click(f"lucky-{i}", 1) for i in range(2_000)]
-    answers = run_sale(sale, platform, clicks)
+    answers = run_sale(sale, clicks)
 
     assert all(a.status == 202 for a in answers)
     check_the_record(sale, answers)

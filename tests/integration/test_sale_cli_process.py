@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from flashsale_dev.pytest_plugin import PostgresSchema
+from flashsale_dev.sale import FLASHSALE, inherited_environment
 from flashsale_sale import db, tokens
 
-FLASHSALE = str(Path(sys.executable).parent / "flashsale")
 KEY = "k" * 32
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHSALE_") and k != "DATABASE_URL"}
-    env.update(extra)
-    return env
+    return inherited_environment() | extra
 
 
 def flashsale(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [FLASHSALE, *args], env=env or clean_env(), capture_output=True, text=True, timeout=300, check=False
+        [str(FLASHSALE), *args],
+        env=env or clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 

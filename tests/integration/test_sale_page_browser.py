@@ -18,10 +18,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.pytest_plugin import PostgresSchema, RedisDatabase
 from flashsale_dev.sale import Gateway, LocalSale
-from flashsale_sale.contract import ORDER_PATH_PREFIX, order_path
+from flashsale_sale.contract import ORDER_PATH_PREFIX
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No sandbox (we may run as root in a container); no GPU, no background traffic: there is no internet.
@@ -52,44 +50,26 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def sale(
-    platform: LocalPlatform,
-    redis_db: RedisDatabase,
-    kafka_topic: str,
-    pg_schema: PostgresSchema,
-    tmp_path: Path,
-) -> Iterator[LocalSale]:
+def sale(sale: LocalSale) -> LocalSale:
     """Three units, at most two per buyer, starting in an hour: only the flag will open it."""
-    local = LocalSale(
-        redis_url=redis_db.url,
-        kafka_bootstrap_servers=platform.kafka.bootstrap_servers,
-        topic=kafka_topic,
-        database_url=pg_schema.url,
-        logs=tmp_path / "logs",
-        stock=3,
-        per_user_limit=2,
-        sale_name="browser-sale",
-        extra_env={
-            "FLASHSALE_PRODUCT_NAME": PRODUCT_NAME,
-            "FLASHSALE_PRODUCT_DESCRIPTION": "Hand-hammered copper.\nOne batch, never again.",
-            "FLASHSALE_PRODUCT_PRICE": "129.90",
-            "FLASHSALE_PRODUCT_CURRENCY": "EUR",
-        },
-    )
-    local.prepare()
-    try:
-        yield local
-    finally:
-        local.stop()
+    sale.stock = 3
+    sale.per_user_limit = 2
+    sale.sale_name = "browser-sale"
+    sale.product_name = PRODUCT_NAME
+    sale.product_description = "Hand-hammered copper.\nOne batch, never again."
+    sale.product_price = "129.90"
+    sale.product_currency = "EUR"
+    sale.prepare()
+    return sale
 
 
 def test_the_sale_page_before_the_start_after_the_flip_and_when_sold_out(
-    browser: Browser, sale: LocalSale, platform: LocalPlatform
+    browser: Browser, sale: LocalSale
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    gateway = sale.start_gateway(platform.reserve_port())
-    sale.start_consumer(platform.reserve_port())  # turns the reservation into an order
-    secret = order_path(sale.env()["FLASHSALE_ORDER_PATH_KEY"].encode(), sale.sale_id)
+    gateway = sale.start_gateway()
+    sale.start_consumer()  # turns the reservation into an order
+    secret = sale.order_path
 
     # Before the start: a countdown, a disabled button, and no order URL anywhere the browser has.
     alice = _context(browser, token=sale.token("alice"))
@@ -123,11 +103,7 @@ def test_the_sale_page_before_the_start_after_the_flip_and_when_sold_out(
     expect(page.locator("#reservation-quantity")).to_have_text("2")
     expect(page.locator("#buy")).to_be_disabled()
     reservation = page.locator("#reservation-id").inner_text()
-    owned = httpx.get(
-        f"{gateway.url}/api/orders/{reservation}",
-        headers={"authorization": f"Bearer {sale.token('alice')}"},
-        timeout=30,
-    )
+    owned = httpx.get(f"{gateway.url}/api/orders/{reservation}", headers=sale.bearer("alice"), timeout=30)
     assert owned.status_code == 200, owned.text
     assert owned.json()["reservationId"] == reservation
     _screenshot(page, "4-reserved")
@@ -172,10 +148,7 @@ def _buy_over_http(sale: LocalSale, gateway: Gateway, user: str, quantity: int) 
     live = gateway.status()
     assert isinstance(live["orderPath"], str), live
     answer = httpx.post(
-        gateway.url + live["orderPath"],
-        headers={"authorization": f"Bearer {sale.token(user)}"},
-        json={"quantity": quantity},
-        timeout=30,
+        gateway.url + live["orderPath"], headers=sale.bearer(user), json={"quantity": quantity}, timeout=30
     )
     assert answer.status_code == 202, answer.text
 
