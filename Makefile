@@ -8,16 +8,17 @@ BUILD     := tests/flashsale_dev/build
 PYTHON311 := $(shell command -v python3.11 || command -v python3)
 CACHE     ?= $(or $(FLASHSALE_CACHE),$(HOME)/.cache/flashsale)
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: help setup setup-system setup-python setup-kafka setup-cluster lint fmt test test-unit \
-        test-integration test-cluster up down env demo clean
+        test-integration test-cluster up down env demo bench bench-dataplane clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 setup: setup-system setup-python setup-kafka setup-cluster ## install everything (idempotent; fast when warm)
 
-setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk (no daemons started)
+setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk, nginx (no daemons started)
 	@bash $(BUILD)/setup-system.sh
 
 setup-python: $(VENV)/.installed ## the Python venv with runtime and dev dependencies
@@ -30,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the repo
 	@bash $(BUILD)/fetch-kafka.sh
 
-setup-cluster: ## build kube-apiserver/controller-manager/scheduler/kubectl, etcd, kwok, helm into the cache
+setup-cluster: ## build kube-apiserver/controller-manager/scheduler/kubectl, etcd, kwok, helm, coredns into the cache
 	@bash $(BUILD)/build-cluster-tools.sh
 
 lint: setup-python ## ruff (lint + format check) and mypy
@@ -65,6 +66,12 @@ env: ## print the export lines of the running platform
 
 demo: setup ## run a whole sale end to end on a fresh local platform
 	@$(PY) -m flashsale_dev.demo
+
+bench: bench-dataplane ## every benchmark part, merged into bench/results.json and docs/benchmarks.md
+	@$(PY) -m bench.merge bench/out/dataplane.json --results bench/results.json --docs docs/benchmarks.md
+
+bench-dataplane: setup-system setup-python setup-kafka ## the sale's data plane alone (BENCH_ARGS=--quick: short runs)
+	@$(PY) -m bench.dataplane --out bench/out/dataplane.json $(BENCH_ARGS)
 
 clean: down ## remove the venv and caches inside the repo (not the tool cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
