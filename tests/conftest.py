@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-_TIER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "cluster": "cluster", "e2e": "e2e"}
+_TIER_BY_DIRECTORY = {
+    "unit": "unit",
+    "integration": "integration",
+    "cluster": "cluster",
+    "e2e": "e2e",
+    "chaos": "chaos",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

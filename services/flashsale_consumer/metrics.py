@@ -42,7 +42,13 @@ class ConsumerMetrics:
         )
         self.poison = counter("flashsale_consumer_poison_messages", "Messages that are not reservations.")
         self.db_errors = counter("flashsale_consumer_db_errors", "Failed database writes (retried).")
-        self.redis_errors = counter("flashsale_consumer_redis_errors", "Batches not marked ordered in Redis.")
+        self.redis_errors = counter(
+            "flashsale_consumer_redis_errors", "Failed Redis calls (claims retried, ordered marks skipped)."
+        )
+        self.given_back = counter(
+            "flashsale_consumer_given_back_skipped",
+            "Reservations not written: their units had gone back to the gate (their ids are settled).",
+        )
         self.commit_errors = counter("flashsale_consumer_commit_errors", "Failed Kafka offset commits.")
         self.batch_size = Histogram(
             "flashsale_consumer_batch_size", "Messages per batch.", labels, registry=self.registry,
@@ -68,9 +74,10 @@ class ConsumerMetrics:
         )  # fmt: skip
         ProcessCollector(registry=self.registry)
         self.sale = sale
+        self.settlement = SettlementMetrics(sale, self.registry)
         for metric in (self.orders, self.order_units, self.redelivered, self.rejected, self.poison,
                        self.db_errors, self.redis_errors, self.commit_errors, self.batch_size,
-                       self.batch_seconds, self.assigned):  # fmt: skip
+                       self.batch_seconds, self.assigned, self.given_back):  # fmt: skip
             metric.labels(sale)  # present from the start: a rate over "no series" is no answer
         self._lag_partitions: set[int] = set()
         self._heartbeat = time.monotonic()
@@ -88,6 +95,60 @@ class ConsumerMetrics:
         for partition, lag in lag_by_partition.items():
             self.lag.labels(self.sale, str(partition)).set(lag)
         self._lag_partitions = set(lag_by_partition)
+
+
+class SettlementMetrics:
+    """The settlement loop's: orders by state, stock returned by cause, recoveries, the reconciliation.
+
+    `flashsale_stock_returned_units_total{cause}` has the same name in the gateway (cause
+    "publish_failed"), so `sum by (cause)` over a sale's pods tells where returned stock came from.
+    """
+
+    RETURN_CAUSES = ("expired", "lost")
+    STATES = ("ordered", "paid", "expired")
+    STEPS = ("expire", "return", "recover", "reconcile")
+
+    def __init__(self, sale: str, registry: CollectorRegistry) -> None:
+        labels = ["sale"]
+        self.orders = Gauge(
+            "flashsale_orders", "The sale's orders by state, from the record (every ~5 s).",
+            [*labels, "state"], registry=registry,
+        ).labels  # fmt: skip
+        self.returned = Counter(
+            "flashsale_stock_returned_units", "Units given back to the gate, by cause.",
+            [*labels, "cause"], registry=registry,
+        ).labels  # fmt: skip
+        self.expired = Counter(
+            "flashsale_settlement_expired_orders", "Unpaid orders this process expired.", labels,
+            registry=registry,
+        ).labels(sale)  # fmt: skip
+        self.recovered = Counter(
+            "flashsale_settlement_recovered_reservations",
+            "Lost reservations (pending, never ordered) this process gave back.", labels, registry=registry,
+        ).labels(sale)  # fmt: skip
+        self.errors = Counter(
+            "flashsale_settlement_errors", "Settlement steps that failed (retried on the next tick).",
+            [*labels, "step"], registry=registry,
+        ).labels  # fmt: skip
+        self.reconcile_ok = Gauge(
+            "flashsale_reconcile_ok", "1 when the last stable reconciliation held, 0 when it did not.",
+            labels, registry=registry,
+        ).labels(sale)  # fmt: skip
+        self.unaccounted = Gauge(
+            "flashsale_reconcile_unaccounted_units",
+            "Initial stock minus every unit counted (gate, pending, live orders, expired not returned).",
+            labels, registry=registry,
+        ).labels(sale)  # fmt: skip
+        self.reconciled_at = Gauge(
+            "flashsale_reconcile_checked_timestamp_seconds", "When the last stable reconciliation ran.",
+            labels, registry=registry,
+        ).labels(sale)  # fmt: skip
+        for state in self.STATES:
+            self.orders(sale, state)
+        for cause in self.RETURN_CAUSES:
+            self.returned(sale, cause)
+        for step in self.STEPS:
+            self.errors(sale, step)
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

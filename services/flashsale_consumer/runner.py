@@ -1,10 +1,12 @@
 """`flashsale consumer`: the loop that turns one sale's reservations into orders.
 
-Per batch, in this order and never another: decode (poison is skipped), ONE database transaction,
-remove the ordered reservations from the gate's pending hash (best effort), commit the Kafka offsets
-synchronously. A crash anywhere before the offset commit means a redelivery, which the unique
-reservation id makes harmless; a commit of offsets before the database commit could lose an order,
-so it never happens.
+Per batch, in this order and never another: decode (poison is skipped), claim the reservations in
+the gate (ONE Redis call: those given back are skipped, the others can no longer be given back),
+ONE database transaction, remove the ordered reservations from the gate's pending hash (best
+effort), commit the Kafka offsets synchronously. A crash anywhere before the offset commit means a
+redelivery, which the unique reservation id makes harmless; a commit of offsets before the
+database commit could lose an order, so it never happens. The settlement loop (settlement.py) runs
+beside it on a thread of its own.
 
 Exit codes: 0 stopped by SIGTERM/SIGINT after finishing its batch; 1 an unexpected failure;
 2 invalid settings (settings.load); 3 the schema is missing or older (run `flashsale migrate`);
@@ -21,11 +23,13 @@ import time
 from types import FrameType
 
 import psycopg
+import redis
 from confluent_kafka import Message
 
 from flashsale_consumer.batch import decode_batch, next_offsets
 from flashsale_consumer.metrics import ConsumerMetrics, serve
 from flashsale_consumer.pending import PendingMarker
+from flashsale_consumer.settlement import SettlementLoop
 from flashsale_consumer.source import ReservationSource
 from flashsale_consumer.store import (
     OrderStore,
@@ -92,13 +96,18 @@ def _consume(
         log.error("cannot reach the database: %s", error)
         return EXIT_FAILED
     source = ReservationSource(settings, metrics)
+    settling = threading.Event()
+    settlement = SettlementLoop(settings, metrics.settlement, settling)
+    settlement.start()
     try:
         return _Loop(settings, metrics, store, source, stop).run()
     except Exception:
         log.exception("consumer failed")
         return EXIT_FAILED
     finally:
+        settling.set()
         source.close()
+        settlement.join()
 
 
 class _Loop:
@@ -170,15 +179,39 @@ class _Loop:
         if batch.poison:
             self._metrics.poison.labels(sale).inc(len(batch.poison))
         if batch.reservations:
-            result = self._write(batch.reservations)
+            reservations = self._claim(batch.reservations)
+            if reservations is None:
+                return False  # stopping while Redis is away: the batch stays uncommitted
+            result = self._write(reservations) if reservations else WriteResult([], [], None)
             if result is None:
                 return False
-            self._account(batch.reservations, result)
+            self._account(reservations, result)
             self._pending.mark_ordered(result.ordered)
         self._source.commit(next_offsets(messages))
         self._metrics.batch_size.labels(sale).observe(len(messages))
         self._metrics.batch_seconds.labels(sale).observe(time.perf_counter() - started)
         return True
+
+    def _claim(self, reservations: list[ReservationMessage]) -> list[ReservationMessage] | None:
+        """The reservations to write: those not given back. Retries while Redis is away (None: stopping)."""
+        attempt = 0
+        while True:
+            try:
+                given_back = self._pending.claim([r.reservation_id for r in reservations])
+                break
+            except redis.RedisError as error:
+                self._metrics.redis_errors.labels(self._settings.sale_name).inc()
+                delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
+                log.warning("redis unreachable for the claim (retrying in %.1fs): %s", delay, error)
+                attempt += 1
+                self._metrics.beat()
+                if self._stop.wait(delay):
+                    return None
+        skipped = sum(given_back)
+        if skipped:
+            self._metrics.given_back.labels(self._settings.sale_name).inc(skipped)
+            log.info("%d reservations were given back to the gate before their order: skipped", skipped)
+        return [r for r, back in zip(reservations, given_back, strict=True) if not back]
 
     def _write(self, reservations: list[ReservationMessage]) -> WriteResult | None:
         """Retries a transient failure with backoff (the batch is idempotent) until it works or we stop."""

@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
-from flashsale_gateway import answers, schemas
+from flashsale_gateway import answers, payment, schemas
 from flashsale_gateway.answers import Answer
 from flashsale_gateway.asgi import BodyTooLarge
 from flashsale_gateway.hot import HotRoutes
@@ -168,6 +168,31 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         if found is None:
             return _to_response(answers.NOT_FOUND)
         return _to_response(answers.json_answer(200, found.payload(), "ok"))
+
+    @app.post(
+        "/api/orders/{reservationId}/pay",
+        response_model=schemas.Payment,
+        summary="Pay an order (its owner's token; in production the shop's payment service calls it)",
+        responses={
+            401: _error("missing or invalid token"),
+            404: _error("no such order for this user"),
+            409: _error("`expired`, or `not_ordered_yet` (with Retry-After)", retry_after=False),
+            503: _error("the stores cannot answer right now"),
+        },
+    )
+    async def pay(reservationId: str, credentials: Bearer = None) -> Response:
+        token = credentials.credentials if credentials is not None else None
+        if token is None:
+            return _to_response(answers.MISSING_TOKEN)
+        try:
+            user = tokens.verify(runtime.user_token_key, token)
+        except tokens.InvalidToken as invalid:
+            return _to_response(answers.unauthorized(str(invalid)))
+        try:
+            outcome = await runtime.pay(reservationId, user)
+        except LookupUnavailable:
+            return _to_response(answers.UNAVAILABLE)
+        return _to_response(payment.answer(outcome, reservationId))
 
     @app.get("/healthz", response_model=schemas.Health, summary="The process is up")
     async def healthz() -> dict[str, str]:

@@ -85,6 +85,10 @@ class BuyPath:
         self._held: dict[str, Held] = {}
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
 
+    def forget(self, user: str) -> None:
+        """The user's reservation went back to the gate (released or expired): answer afresh next time."""
+        self._held.pop(user, None)
+
     def sold_out_answer(self, authorization: bytes | None) -> Answer | None:
         """While sold out: 410 at once unless the token names a user this replica holds an answer for.
 
@@ -197,8 +201,12 @@ class BuyPath:
         return answer
 
     async def _give_back(self, reservation_id: str) -> None:
+        """Not forced: a reservation a consumer claimed (the message did reach Kafka) stays, as an order."""
         try:
-            await self._release(keys=self._release_keys, args=[reservation_id])
+            units = await self._release(keys=self._release_keys, args=[reservation_id, "0"])
         except (RedisError, OSError) as error:
-            # The reservation stays pending without an order: the expiry of orphans returns it.
+            # The reservation stays pending without an order: the lost-reservation recovery returns it.
             log.error("could not return the stock of %s: %s", reservation_id, error)
+            return
+        if units:
+            self._metrics.stock_returned.inc(int(units))

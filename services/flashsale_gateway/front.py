@@ -120,5 +120,5 @@ _FRAMEWORK_ROUTES = {
 def _route_of(path: str) -> str:
     """A bounded label for a framework route (never the raw path: ids would explode the series)."""
     if path.startswith("/api/orders/"):
-        return "orders"
+        return "pay" if path.endswith("/pay") else "orders"
     return _FRAMEWORK_ROUTES.get(path, "other")

@@ -86,6 +86,11 @@ class GatewayMetrics:
             "flashsale_gateway_publish_failures", "Reservations whose Kafka publish failed (stock returned).",
             labels, registry=self.registry,
         ).labels(sale)  # fmt: skip
+        self.stock_returned = Counter(
+            "flashsale_stock_returned_units",
+            "Units given back to the gate, by cause (here: publish_failed).",
+            ["sale", "cause"], registry=self.registry,
+        ).labels(sale, "publish_failed")  # fmt: skip
         self.gate_calls = Counter(
             "flashsale_gateway_gate_calls", "Reserve script calls (each decides a batch of buyers).", labels,
             registry=self.registry,

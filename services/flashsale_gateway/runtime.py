@@ -20,6 +20,7 @@ from flashsale_gateway.buy import BuyPath, BuyRules
 from flashsale_gateway.limits import TokenBucket, UserRateLimit
 from flashsale_gateway.metrics import GatewayMetrics
 from flashsale_gateway.orders import OrderView, SmallPool, find_order
+from flashsale_gateway.payment import Paid, pay
 from flashsale_gateway.publisher import Publisher
 from flashsale_gateway.state import StatusBoard
 from flashsale_gateway.watch import SaleWatcher
@@ -78,7 +79,12 @@ class Runtime:
             lookup=self.find_order,
         )
         self.watcher = SaleWatcher(
-            self.redis, self.keys, self.board, settings.flag_poll_seconds, self._housekeeping
+            self.redis,
+            self.keys,
+            self.board,
+            settings.flag_poll_seconds,
+            self._housekeeping,
+            forget=self.buy.forget,
         )
 
     async def start(self) -> None:
@@ -116,6 +122,10 @@ class Runtime:
             user=user,
             payment_timeout_seconds=self.settings.payment_timeout_seconds,
         )
+
+    async def pay(self, reservation_id: str, user: str) -> Paid:
+        keys = self.keys
+        return await pay(self.pool, client=self.redis, keys=keys, reservation_id=reservation_id, user=user)
 
     async def readiness(self) -> dict[str, bool]:
         """Redis and Kafka answer, and the sale's flag has been read (the config is live)."""

@@ -35,6 +35,11 @@ class OrderStatus(BaseModel):
     expiresAt: str
 
 
+class Payment(BaseModel):
+    reservationId: str
+    state: Literal["paid"]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 

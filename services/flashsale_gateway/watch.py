@@ -1,5 +1,6 @@
 """Keeps the StatusBoard in step with Redis: the sale's events channel, and polling as the fallback.
 
+"released <user>" drops that user's cached answer (their reservation went back, they may buy again).
 Pub/sub brings a flip within a millisecond or two, but a dropped subscription loses messages
 silently; the poll (flag and stock in one MGET every `flag_poll_seconds`) bounds how stale the
 board can ever be. Both only ever read Redis.
@@ -17,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from flashsale_gateway.state import StatusBoard
-from flashsale_sale.contract import SaleEvent, SaleKeys
+from flashsale_sale.contract import SaleEvent, SaleKeys, released_user
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +31,15 @@ class SaleWatcher:
         board: StatusBoard,
         poll_seconds: float,
         housekeeping: Callable[[float], None] = lambda _: None,
+        *,
+        forget: Callable[[str], None] = lambda _: None,
     ) -> None:
         self._client = client
         self._keys = keys
         self._board = board
         self._poll_seconds = poll_seconds
         self._housekeeping = housekeeping
+        self._forget = forget  # a user's reservation went back: drop this replica's cached answer
         self._tasks: list[asyncio.Task[None]] = []
         self.last_read_ok = 0.0  # monotonic time of the last successful read of the flag
 
@@ -56,7 +60,13 @@ class SaleWatcher:
     async def read_now(self) -> None:
         """One read of the flag and the stock into the board."""
         flag, stock = await self._client.mget(self._keys.open, self._keys.stock)
-        self._board.observe(flag == b"1", None if stock is None else int(stock))
+        if flag is None and stock is None and self._board.loaded:
+            # Redis lost the sale's keys (a restart without persistence): a lost gate is not a paused
+            # sale. Keep the flag as last seen, so buyers reach the gate and get 503 (nogate) until the
+            # prewarm rebuilds it; a deliberate close writes "0", it never deletes the flag.
+            self._board.observe(self._board.flag_open, None)
+        else:
+            self._board.observe(flag == b"1", None if stock is None else int(stock))
         self.last_read_ok = time.monotonic()
 
     async def _poll(self) -> None:
@@ -89,6 +99,10 @@ class SaleWatcher:
 
     async def _on_event(self, data: object) -> None:
         event = data.decode() if isinstance(data, bytes) else str(data)
+        user = released_user(event)
+        if user is not None:
+            self._forget(user)  # the stock moved too, but a restock (if any) has an event of its own
+            return
         if event == SaleEvent.SOLD_OUT:
             self._board.set_sold_out(True)
         elif event == SaleEvent.RESTOCKED:

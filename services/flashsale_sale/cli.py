@@ -4,6 +4,9 @@
     flashsale consumer           turn one sale's reservations into orders
     flashsale token --user U     mint user tokens, one per line, in the order given
     flashsale migrate            create or upgrade the database schema (idempotent)
+    flashsale prewarm --sale S   build the sale's gate, or rebuild it from the record after a loss
+    flashsale reconcile --sale S prove every unit is counted once (exit 1 and a diff if not)
+    flashsale retire --sale S    teardown's last step: the gate is dropped and never rebuilt
 
 `--help` works anywhere without settings; the settings are read only when a command runs.
 """
@@ -15,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flashsale_sale import tokens
+from flashsale_sale import cli_ops, tokens
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
     migrate.add_argument("--database-url", help="default: FLASHSALE_DATABASE_URL, then DATABASE_URL")
     migrate.set_defaults(run=_migrate)
+    cli_ops.add_parsers(commands)
     return parser
 
 

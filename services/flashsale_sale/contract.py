@@ -14,8 +14,13 @@ row.
 | fs:{id}:stock             | string | units left in the gate; absent = gate not built (fail closed)|
 | fs:{id}:initial           | string | the stock the gate was built with (for reconciliation)       |
 | fs:{id}:buyers            | hash   | user id -> reservation id (one reservation per user per sale)|
-| fs:{id}:pending           | hash   | reservation id -> "user qty reserved_ms": not yet an order   |
-| fs:{id}:events            | pubsub | "open", "closed", "soldout", "restocked" as they happen      |
+| fs:{id}:pending           | hash   | reservation id -> "user qty reserved_ms[ c]": not yet an order; |
+|                           |        | " c": a consumer claimed it (is writing its order)           |
+| fs:{id}:settled           | set    | reservation ids whose units went back to the gate            |
+| fs:{id}:events            | pubsub | "open", "closed", "soldout", "restocked", "released <user>"  |
+
+The settlement scripts (return of expired orders, the consumer's claim, the rebuild) are in
+`flashsale_sale.settlement_lua`; docs/settlement.md tells the life of a unit through all of them.
 """
 
 from __future__ import annotations
@@ -63,18 +68,22 @@ class SaleKeys:
         return f"fs:{self.tag}:pending"
 
     @property
+    def settled(self) -> str:
+        return f"fs:{self.tag}:settled"
+
+    @property
     def events(self) -> str:
         return f"fs:{self.tag}:events"
 
     def all_keys(self) -> list[str]:
         """Every key the sale owns (for teardown and tests); the events channel is not a key."""
-        return [self.open, self.stock, self.initial, self.buyers, self.pending]
+        return [self.open, self.stock, self.initial, self.buyers, self.pending, self.settled]
 
     def reserve_keys(self) -> list[str]:
         return [self.open, self.stock, self.buyers, self.pending, self.events]
 
     def release_keys(self) -> list[str]:
-        return [self.stock, self.buyers, self.pending, self.events]
+        return [self.stock, self.buyers, self.pending, self.events, self.settled]
 
 
 class SaleEvent(StrEnum):
@@ -84,6 +93,13 @@ class SaleEvent(StrEnum):
     CLOSED = "closed"
     SOLD_OUT = "soldout"
     RESTOCKED = "restocked"
+    RELEASED = "released"  # "released <user>": that user's reservation went back; drop cached answers
+
+
+def released_user(event: str) -> str | None:
+    """The user a "released <user>" event names, or None for any other event."""
+    kind, _, user = event.partition(" ")
+    return user if kind == SaleEvent.RELEASED and user else None
 
 
 class Outcome(StrEnum):
@@ -101,7 +117,9 @@ class Outcome(StrEnum):
 # KEYS: open, stock, buyers, pending, events. ARGV: now_ms, then (user, quantity, new reservation id) triples.
 # Returns, per buyer, {outcome, reservation id or "", quantity, remaining stock}, flattened.
 # The buyer check comes before the stock check and the decrement (pitfall 2), all in one script
-# (pitfalls 1, 8); the pending record is written atomically with the decrement (pitfall 4).
+# (pitfalls 1, 8); the pending record is written atomically with the decrement (pitfall 4). The gate
+# (the stock key) is checked before the flag: a Redis that lost its keys answers "nogate" (503), never
+# "closed" (which a gateway would take for a paused sale).
 RESERVE_LUA: Final = """
 local open = redis.call('GET', KEYS[1])
 local stock = redis.call('GET', KEYS[2])
@@ -110,26 +128,28 @@ local out = {}
 local sold_out_now = false
 for i = 2, #ARGV, 3 do
   local user, qty, rid = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
-  local existing = redis.call('HGET', KEYS[3], user)
-  if open ~= '1' then
-    table.insert(out, 'closed'); table.insert(out, ''); table.insert(out, 0)
-  elseif existing then
-    local record = redis.call('HGET', KEYS[4], existing)
-    local held = 0
-    if record then held = tonumber(string.match(record, '^%S+ (%d+)')) end
-    table.insert(out, 'existing'); table.insert(out, existing); table.insert(out, held)
-  elseif not stock then
+  if not stock then
     table.insert(out, 'nogate'); table.insert(out, ''); table.insert(out, 0)
-  elseif tonumber(stock) <= 0 then
-    table.insert(out, 'soldout'); table.insert(out, ''); table.insert(out, 0)
-  elseif tonumber(stock) < qty then
-    table.insert(out, 'insufficient'); table.insert(out, ''); table.insert(out, 0)
+  elseif open ~= '1' then
+    table.insert(out, 'closed'); table.insert(out, ''); table.insert(out, 0)
   else
-    stock = tostring(redis.call('DECRBY', KEYS[2], qty))
-    redis.call('HSET', KEYS[3], user, rid)
-    redis.call('HSET', KEYS[4], rid, user .. ' ' .. qty .. ' ' .. now)
-    if tonumber(stock) == 0 then sold_out_now = true end
-    table.insert(out, 'reserved'); table.insert(out, rid); table.insert(out, qty)
+    local existing = redis.call('HGET', KEYS[3], user)
+    if existing then
+      local record = redis.call('HGET', KEYS[4], existing)
+      local held = 0
+      if record then held = tonumber(string.match(record, '^%S+ (%d+)')) end
+      table.insert(out, 'existing'); table.insert(out, existing); table.insert(out, held)
+    elseif tonumber(stock) <= 0 then
+      table.insert(out, 'soldout'); table.insert(out, ''); table.insert(out, 0)
+    elseif tonumber(stock) < qty then
+      table.insert(out, 'insufficient'); table.insert(out, ''); table.insert(out, 0)
+    else
+      stock = tostring(redis.call('DECRBY', KEYS[2], qty))
+      redis.call('HSET', KEYS[3], user, rid)
+      redis.call('HSET', KEYS[4], rid, user .. ' ' .. qty .. ' ' .. now)
+      if tonumber(stock) == 0 then sold_out_now = true end
+      table.insert(out, 'reserved'); table.insert(out, rid); table.insert(out, qty)
+    end
   end
 end
 table.insert(out, tonumber(stock or '-1'))
@@ -138,20 +158,27 @@ return out
 """
 
 # Gives a reservation's units back, exactly once: only while it is still pending (not yet an order).
-# KEYS: stock, buyers, pending, events. ARGV: reservation id. Returns the units returned (0 if none).
-# The buyer's entry goes too, so the user may buy again; a missing stock key stays missing (a lost
-# gate is rebuilt by the prewarm alone, never written back piecemeal).
+# KEYS: stock, buyers, pending, events, settled. ARGV: reservation id, force ("1": also when a
+# consumer claimed it - the recovery's call, made only once the group has no lag and the record has no
+# such order; the gateway passes "0": a claimed reservation is becoming an order, its unit stays).
+# Returns the units returned (0 if none). The id goes into `settled` (a consumer that reads its message
+# later skips it) and the buyer's entry goes, so the user may buy again; "released <user>" tells the
+# gateways to forget their cached answer. A missing stock key stays missing (a lost gate is rebuilt by
+# the prewarm alone, never written back piecemeal).
 RELEASE_LUA: Final = """
 local record = redis.call('HGET', KEYS[3], ARGV[1])
 if not record then return 0 end
+if ARGV[2] ~= '1' and string.find(record, ' c$') then return 0 end
 local user, qty = string.match(record, '^(%S+) (%d+)')
 redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
 if redis.call('HGET', KEYS[2], user) == ARGV[1] then redis.call('HDEL', KEYS[2], user) end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local before = tonumber(redis.call('GET', KEYS[1]))
   redis.call('INCRBY', KEYS[1], qty)
   if before <= 0 then redis.call('PUBLISH', KEYS[4], 'restocked') end
 end
+redis.call('PUBLISH', KEYS[4], 'released ' .. user)
 return tonumber(qty)
 """
 
@@ -180,8 +207,8 @@ def parse_reserve_reply(reply: list[Any]) -> tuple[list[ReserveResult], int]:
 
 
 def parse_pending(record: bytes | str) -> tuple[str, int, int]:
-    """A pending record -> (user, quantity, reserved at in ms)."""
-    user, quantity, reserved_ms = _text(record).split(" ")
+    """A pending record -> (user, quantity, reserved at in ms); a consumer's claim mark is ignored."""
+    user, quantity, reserved_ms = _text(record).split(" ")[:3]
     return user, int(quantity), int(reserved_ms)
 
 

@@ -43,6 +43,14 @@ MIGRATIONS: Final[tuple[str, ...]] = (
     CREATE UNIQUE INDEX orders_one_live_per_user ON orders (sale_id, user_id) WHERE state <> 'expired';
     CREATE INDEX orders_by_sale_state ON orders (sale_id, state, expires_at);
     """,
+    # Settlement (docs/settlement.md): expired orders whose units are not yet back in the gate are
+    # the outbox (returned_at NULL); a retired sale is never rebuilt.
+    """
+    ALTER TABLE orders ADD COLUMN returned_at timestamptz;
+    ALTER TABLE sales ADD COLUMN retired_at timestamptz;
+    CREATE INDEX orders_return_outbox ON orders (sale_id, expired_at)
+        WHERE state = 'expired' AND returned_at IS NULL;
+    """,
 )
 
 _LOCK_ID: Final = 0x666C617368  # "flash": one migrator at a time, whatever the number of replicas
@@ -116,4 +124,97 @@ SELECT (SELECT coalesce(array_agg(reservation_id), '{}') FROM inserted) AS inser
 ORDER_BY_RESERVATION: Final = """
 SELECT user_id, state, quantity, expires_at FROM orders WHERE reservation_id = %(reservation)s
 AND sale_id = %(sale)s
+"""
+
+# ---- settlement (docs/settlement.md) ----
+
+# Payment: a conditional UPDATE on the order's row, so it and the expiry cannot both win; the deadline
+# (the database's clock) is the arbiter, whether the expiry has run yet or not. The SELECT reads the row
+# as it was before this statement: `paid_now` says whether this call paid it.
+PAY_ORDER: Final = """
+WITH paid AS (
+    UPDATE orders SET state = 'paid', paid_at = now()
+    WHERE reservation_id = %(reservation)s AND sale_id = %(sale)s AND user_id = %(user)s
+      AND state = 'ordered' AND expires_at > now()
+    RETURNING reservation_id
+)
+SELECT (SELECT count(*) FROM paid) AS paid_now, user_id, state, expires_at <= now() AS past_deadline
+FROM orders WHERE reservation_id = %(reservation)s AND sale_id = %(sale)s
+"""
+
+# Unpaid orders past their deadline expire, a batch at a time; SKIP LOCKED lets several replicas share
+# the work (and a payment holding a row wins or loses on its own). The ledger gets the units back in
+# the same statement; it is not touched (not even locked) when nothing expired.
+EXPIRE_DUE: Final = """
+WITH due AS (
+    SELECT reservation_id FROM orders
+    WHERE sale_id = %(sale)s AND state = 'ordered' AND expires_at <= now()
+    ORDER BY expires_at LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE orders o SET state = 'expired', expired_at = now()
+    FROM due WHERE o.reservation_id = due.reservation_id AND o.state = 'ordered'
+    RETURNING o.quantity
+), ledger AS (
+    UPDATE stock_ledger SET remaining = remaining + (SELECT sum(quantity) FROM expired)
+    WHERE sale_id = %(sale)s AND EXISTS (SELECT 1 FROM expired)
+    RETURNING remaining
+)
+SELECT (SELECT count(*) FROM expired), (SELECT coalesce(sum(quantity), 0) FROM expired)
+"""
+
+# The returns outbox: expired orders whose units are not back in the gate yet. Locked while their
+# RETURN_LUA runs (SKIP LOCKED: another replica takes other rows), then marked returned.
+RETURNS_DUE: Final = """
+SELECT reservation_id, user_id, quantity FROM orders
+WHERE sale_id = %(sale)s AND state = 'expired' AND returned_at IS NULL
+ORDER BY expired_at LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+"""
+
+MARK_RETURNED: Final = """
+UPDATE orders SET returned_at = now()
+WHERE sale_id = %(sale)s AND reservation_id = ANY(%(reservations)s::text[]) AND returned_at IS NULL
+"""
+
+# Which of these reservations are orders (any state): the recovery and the reconciliation ask.
+ORDERS_BY_IDS: Final = """
+SELECT reservation_id FROM orders WHERE sale_id = %(sale)s AND reservation_id = ANY(%(reservations)s::text[])
+"""
+
+# (state, orders, units) of the sale's orders.
+ORDERS_BY_STATE: Final = """
+SELECT state, count(*), coalesce(sum(quantity), 0) FROM orders WHERE sale_id = %(sale)s GROUP BY state
+"""
+
+# The sale's row and ledger: initial stock, per-user limit, retired or not, the ledger's remaining.
+SALE_RECORD: Final = """
+SELECT s.initial_stock, s.per_user_limit, s.retired_at IS NOT NULL, l.remaining
+FROM sales s LEFT JOIN stock_ledger l USING (sale_id) WHERE s.sale_id = %(sale)s
+"""
+
+# The ledger row, locked: held by the rebuild so no order is written nor expired while it counts.
+LOCK_LEDGER: Final = "SELECT remaining FROM stock_ledger WHERE sale_id = %(sale)s FOR UPDATE"
+
+# Orders not expired: (reservation id, user, quantity) - their units are not in the gate.
+LIVE_ORDERS: Final = """
+SELECT reservation_id, user_id, quantity FROM orders WHERE sale_id = %(sale)s AND state <> 'expired'
+"""
+
+EXPIRED_ORDER_IDS: Final = "SELECT reservation_id FROM orders WHERE sale_id = %(sale)s AND state = 'expired'"
+
+# Expired orders not marked returned: (reservation id, quantity).
+UNRETURNED: Final = """
+SELECT reservation_id, quantity FROM orders
+WHERE sale_id = %(sale)s AND state = 'expired' AND returned_at IS NULL
+"""
+
+# Users holding more live units than the per-user limit (at most a few, for the report).
+USERS_ABOVE_LIMIT: Final = """
+SELECT user_id, sum(quantity) FROM orders WHERE sale_id = %(sale)s AND state <> 'expired'
+GROUP BY user_id HAVING sum(quantity) > %(limit)s ORDER BY user_id LIMIT 20
+"""
+
+RETIRE_SALE: Final = """
+UPDATE sales SET retired_at = coalesce(retired_at, now()) WHERE sale_id = %(sale)s RETURNING retired_at
 """

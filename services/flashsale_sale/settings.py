@@ -38,7 +38,8 @@ class SaleSettings(BaseSettings):
     per_user_limit: Annotated[int, Field(ge=1, le=1000)] = 1
     starts_at: datetime
     ends_at: datetime
-    payment_timeout_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+    # At least 1 s so tests can race payments against expiry; a real sale gives minutes.
+    payment_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
 
     redis_url: Annotated[str, Field(pattern=r"^rediss?://")]
     kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
@@ -90,6 +91,9 @@ class ConsumerSettings(SaleSettings):
     batch_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.2
     bind_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
+    # A reservation pending this long with no order is lost (the recovery returns it once the group has
+    # no lag); well above the gateway's 10 s publish timeout, so a slow publish is never mistaken.
+    lost_reservation_seconds: Annotated[float, Field(ge=5, le=86_400)] = 60.0
 
     @property
     def group(self) -> str:

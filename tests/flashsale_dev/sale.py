@@ -35,7 +35,10 @@ from flashsale_sale.db import migrate
 
 FLASHSALE = Path(sys.executable).with_name("flashsale")
 USER_TOKEN_KEY = "local-user-token-key-0123456789"
-RESERVED_AT_MS = 1_790_000_000_000  # when `reservation()` says a test's reservations were made
+# When `reservation()` says a test's reservations were made: far in the future (2100), so their
+# orders never pass their payment deadline (the consumers' settlement loop would expire them) and
+# their pending records never look lost. Settlement tests choose their own times.
+RESERVED_AT_MS = 4_102_444_800_000
 
 
 def inherited_environment() -> dict[str, str]:

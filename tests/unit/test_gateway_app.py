@@ -87,6 +87,8 @@ def test_orders_are_refused_with_404_while_the_sale_is_not_live(app: FrontLayer)
         ("PUT", "/api/status", 405, "method_not_allowed"),
         ("POST", "/healthz", 405, "method_not_allowed"),
         ("GET", "/api/orders/x", 401, "unauthorized"),
+        ("POST", "/api/orders/x/pay", 401, "unauthorized"),
+        ("GET", "/api/orders/x/pay", 405, "method_not_allowed"),
     ],
 )
 def test_every_error_is_json(app: FrontLayer, method: str, path: str, status: int, code: str) -> None:
@@ -105,6 +107,7 @@ def test_the_document_lists_every_route_with_its_answers(app: FrontLayer) -> Non
         "/api/status",
         "/api/buy/{orderKey}",
         "/api/orders/{reservationId}",
+        "/api/orders/{reservationId}/pay",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -116,6 +119,9 @@ def test_the_document_lists_every_route_with_its_answers(app: FrontLayer) -> Non
     limit = buy["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"]
     assert (limit["minimum"], limit["maximum"]) == (1, 1)
     assert "HTTPValidationError" not in document["components"]["schemas"]
+    pay = document["paths"]["/api/orders/{reservationId}/pay"]["post"]
+    assert set(pay["responses"]) == {"200", "401", "404", "409", "422", "503"}
+    assert pay["responses"]["409"]["headers"]["Retry-After"]["required"] is False
 
 
 def test_healthz_and_metrics_answer_without_the_middleware(app: FrontLayer) -> None:

@@ -69,7 +69,7 @@ class Kafka(Component):
     def __init__(self, root: Path, ports: PortReservations) -> None:
         super().__init__(root, ports)
         self.controller_port = ports.take()
-        self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        self.cluster_id = _cluster_id()
 
     @property
     def bootstrap_servers(self) -> str:
@@ -143,6 +143,15 @@ class Kafka(Component):
             pass
         metadata = self.admin().list_topics(timeout=5)
         return bool(metadata.brokers)
+
+
+def _cluster_id() -> str:
+    """A KRaft cluster id (22 chars of URL-safe base64). One starting with "-" would be read by the
+    storage tool's argument parser as an option ("--cluster-id: expected one argument"): draw again."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _quiet_logger() -> logging.Logger:
