@@ -69,6 +69,7 @@ class SettlementLoop:
                 self._step("reconcile", self._report)
             self._stop.wait(TICK_SECONDS)
         self._close()
+        self._lag.close()
 
     def _step(self, name: str, step: Any) -> None:
         try:

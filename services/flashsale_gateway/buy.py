@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,11 @@ from flashsale_sale import tokens
 from flashsale_sale.contract import RELEASE_LUA, Outcome, ReservationMessage, ReserveResult, SaleKeys
 
 log = logging.getLogger(__name__)
+
+# The answers this replica remembers for repeat clicks: the most recent buyers only, so memory stays
+# flat however many buy (a sale of millions would otherwise keep ~1 KB per buyer). A buyer pushed
+# out still gets the same reservation back: the gate remembers every buyer, at one coalesced call.
+MAX_HELD_ANSWERS = 10_000
 
 OrderLookup = Callable[[str, str], Awaitable[OrderView | None]]  # (reservation id, user) -> the owner's view
 
@@ -82,7 +88,7 @@ class BuyPath:
         self._user_rate = user_rate
         self._metrics = metrics
         self._lookup = lookup
-        self._held: dict[str, Held] = {}
+        self._held: OrderedDict[str, Held] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[Answer]] = {}
 
     def forget(self, user: str) -> None:
@@ -198,6 +204,8 @@ class BuyPath:
 
     def _remember(self, user: str, answer: Answer, until: float) -> Answer:
         self._held[user] = Held(answer, until)
+        if len(self._held) > MAX_HELD_ANSWERS:
+            self._held.popitem(last=False)
         return answer
 
     async def _give_back(self, reservation_id: str) -> None:

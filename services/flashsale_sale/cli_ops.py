@@ -46,6 +46,8 @@ def prewarm(args: argparse.Namespace) -> int:
         return _fail("prewarm", str(refused), EXIT_FAILED)
     except (LagUnknown, redis.RedisError, psycopg.Error) as error:
         return _fail("prewarm", f"a store did not answer: {error}", EXIT_UNUSABLE)
+    finally:
+        lag.close()
     print(f"sale {args.sale}: gate {built.value}")
     return EXIT_OK
 

@@ -2,15 +2,20 @@
 
 The recovery of lost reservations and the gate's rebuild both ask one question: has every message
 produced so far been written to the record? Committed offsets are moved only after the database
-commit (docs/consumer.md), so "lag 0 on every partition" answers yes. It is asked of the broker (the
-AdminClient), not of a consumer's local view, so it covers partitions no consumer owns right now.
+commit (docs/consumer.md), so "lag 0 on every partition" answers yes. It is asked of the broker, not
+of a consumer's local view, so it covers partitions no consumer owns right now.
+
+The committed offsets are read through a Consumer of the group that never subscribes (so it never
+joins the group nor commits), not through AdminClient.list_consumer_group_offsets: librdkafka 2.16
+dereferences a NULL consumer group in an admin client when the broker answers NOT_COORDINATOR (as it
+does around a broker restart) and the whole process dies with SIGSEGV (librdkafka issue 5040).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
@@ -42,12 +47,24 @@ class TopicLag:
 
 
 class GroupLag:
-    """Asks the broker; one AdminClient for the life of the caller (it keeps its connections)."""
+    """Asks the broker; one client of each kind for the life of the caller (they keep their connections)."""
 
     def __init__(self, bootstrap_servers: str, topic: str, group: str) -> None:
         self.topic = topic
         self.group = group
         self._admin = AdminClient({"bootstrap.servers": bootstrap_servers, "client.id": "flashsale-lag"})
+        self._offsets_reader = Consumer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "group.id": group,
+                "client.id": "flashsale-lag",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+            }
+        )
+
+    def close(self) -> None:
+        self._offsets_reader.close()
 
     def read(self, timeout: float = REQUEST_TIMEOUT_SECONDS) -> TopicLag:
         """The group's lag on every partition of the topic; LagUnknown when Kafka cannot tell."""
@@ -55,7 +72,7 @@ class GroupLag:
             partitions = self._partitions(timeout)
             if not partitions:
                 return TopicLag({}, 0)
-            committed = self._committed(partitions, timeout)
+            committed = self.committed_offsets(partitions, timeout)
             low = self._offsets(partitions, OffsetSpec.earliest(), timeout)  # type: ignore[no-untyped-call]
             high = self._offsets(partitions, OffsetSpec.latest(), timeout)  # type: ignore[no-untyped-call]
         except (KafkaException, TimeoutError, RuntimeError) as error:
@@ -69,12 +86,11 @@ class GroupLag:
             return []  # the topic does not exist: nothing was ever published to it
         return sorted(metadata.partitions)
 
-    def _committed(self, partitions: list[int], timeout: float) -> dict[int, int]:
+    def committed_offsets(self, partitions: list[int], timeout: float) -> dict[int, int]:
+        """The group's committed offset per partition (-1: nothing committed there)."""
         wanted = [TopicPartition(self.topic, p) for p in partitions]
-        request = ConsumerGroupTopicPartitions(self.group, wanted)
-        futures = self._admin.list_consumer_group_offsets([request], request_timeout=timeout)
-        answer = futures[self.group].result(timeout)
-        return {tp.partition: tp.offset for tp in answer.topic_partitions or [] if tp.error is None}
+        answer = self._offsets_reader.committed(wanted, timeout=timeout)
+        return {tp.partition: tp.offset for tp in answer if tp.error is None}
 
     def _offsets(self, partitions: list[int], spec: OffsetSpec, timeout: float) -> dict[int, int]:
         futures = self._admin.list_offsets(

@@ -32,6 +32,7 @@ from flashsale_dev.waiting import wait_for
 from flashsale_sale import gate, tokens
 from flashsale_sale.contract import ReservationMessage, SaleKeys, consumer_group, order_path
 from flashsale_sale.db import migrate
+from flashsale_sale.lag import GroupLag
 
 FLASHSALE = Path(sys.executable).with_name("flashsale")
 USER_TOKEN_KEY = "local-user-token-key-0123456789"
@@ -256,12 +257,18 @@ class LocalSale:
             return int(client.hlen(self.keys.buyers))
 
     def committed(self) -> int:
-        """The group's committed offsets, summed over the topic's partitions (nothing committed = 0)."""
-        admin = self._admin()  # must outlive the future
-        partitions = [TopicPartition(self.topic, p) for p in self._partitions(admin)]
-        future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(self.group, partitions)])
-        committed = future[self.group].result(30).topic_partitions
-        return sum(tp.offset for tp in committed if tp.offset >= 0)
+        """The group's committed offsets, summed over the topic's partitions (nothing committed = 0).
+
+        Read through flashsale_sale.lag's never-subscribing Consumer, not the AdminClient call that
+        crashes the process when the broker answers NOT_COORDINATOR (see that module).
+        """
+        lag = GroupLag(self.kafka_bootstrap_servers, self.topic, self.group)
+        try:
+            partitions = self._partitions(self._admin())
+            offsets = lag.committed_offsets(partitions, timeout=30)
+        finally:
+            lag.close()
+        return sum(offset for offset in offsets.values() if offset >= 0)
 
     def rewind_group(self) -> bool:
         """Sets the group's offsets back to 0: what a crash after the DB commit, before the offset commit,

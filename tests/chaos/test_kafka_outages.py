@@ -1,0 +1,104 @@
+"""The broker goes away (issue 8, acceptance 3 and 4).
+
+3. The Kafka broker crashes mid-sale and comes back: no accepted order is lost, the gateways answer
+   503 (never a 500) while it is away, and they recover by themselves.
+4. Kafka is unavailable at the moment of the publish: the unit goes straight back to the gate, the
+   shopper gets 503 and may buy again once the broker is back - whether the broker is stopped or
+   hung (its sockets open, answering nothing; the publish may even land after it was given up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+
+from chaos.crowd import NO_ANSWER, Crowd, open_sale, shoppers
+from chaos.whole import assert_sale_is_whole, read_record, topic_messages
+from flashsale_dev import faults
+from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.sale import Gateway, LocalSale
+from flashsale_dev.waiting import wait_for
+
+
+@pytest.mark.timeout(300)
+def test_a_kafka_restart_mid_sale_loses_no_accepted_order(sale: LocalSale, platform: LocalPlatform) -> None:
+    sale.stock = 1_500
+    gateways, _ = open_sale(sale, gateways=2, consumers=2)
+    crowd = Crowd(sale, gateways, shoppers("buyer", 3_000), concurrency=50).start()
+    wait_for(lambda: len(crowd.accepted()) >= 200, timeout=120, what="200 reservations accepted")
+
+    killed = time.monotonic()
+    with faults.down(platform.kafka, crash=True):
+        wait_for(
+            lambda: crowd.answered(503, sent_after=killed),
+            timeout=120,
+            what="a shopper answered 503 while the broker is down",
+        )
+    back = time.monotonic()
+
+    crowd.join()
+    while_down = crowd.statuses(sent_after=killed, sent_before=back)
+    assert while_down <= {202, 409, 410, 429, 503}, f"answers while the broker was down: {while_down}"
+    assert NO_ANSWER not in crowd.statuses(), "a gateway dropped connections"
+    assert crowd.answered(202, sent_after=back), "the gateways did not take orders again by themselves"
+    record = assert_sale_is_whole(sale, crowd.accepted())
+    assert record.live_units == sale.stock, record.describe()  # the demand was twice the stock
+
+
+@pytest.mark.timeout(240)
+def test_kafka_down_at_the_publish_gives_the_unit_back_at_once(
+    sale: LocalSale, platform: LocalPlatform
+) -> None:
+    sale.stock = 100
+    (gateway,), _ = open_sale(sale, gateways=1, consumers=1)
+    path = str(gateway.status()["orderPath"])
+    users = shoppers("early", 20)
+
+    with faults.down(platform.kafka, crash=False):
+        statuses = asyncio.run(_buy_once(sale, gateway, path, users))
+        assert statuses == [503] * len(users), statuses
+        record = read_record(sale)
+        assert record.gate == sale.stock, f"the units did not go back at once: {record.describe()}"
+        assert not record.pending, record.describe()
+        assert sale.buyers() == 0, "the shoppers were not freed to buy again"
+
+    crowd = Crowd(sale, [gateway], users).start()  # the same shoppers, once the broker is back
+    crowd.join()
+    assert len(crowd.accepted()) == len(users)
+    record = assert_sale_is_whole(sale, crowd.accepted())
+    assert record.live_units == len(users)
+
+
+@pytest.mark.timeout(240)
+def test_a_hung_broker_at_the_publish_gives_the_unit_back_and_no_order_appears(
+    sale: LocalSale, platform: LocalPlatform
+) -> None:
+    sale.stock = 100
+    (gateway,), _ = open_sale(sale, gateways=1, consumers=1)
+    path = str(gateway.status()["orderPath"])
+    users = shoppers("early", 20)
+
+    # Hung, not gone: the publishes reach the broker's socket and are appended once it thaws, after
+    # the gateway gave up on them (10 s) and gave their units back. They must not become orders.
+    with faults.frozen(platform.kafka.process):
+        statuses = asyncio.run(_buy_once(sale, gateway, path, users))
+    assert statuses == [503] * len(users), statuses
+    record = read_record(sale)
+    assert record.gate == sale.stock, f"the units did not go back at once: {record.describe()}"
+
+    crowd = Crowd(sale, [gateway], users).start()
+    crowd.join()
+    record = assert_sale_is_whole(sale, crowd.accepted())  # no order for a reservation given back
+    assert record.live_units == len(users)
+    print(f"publishes given up that landed in Kafka anyway: {topic_messages(sale) - len(crowd.accepted())}")
+
+
+async def _buy_once(sale: LocalSale, gateway: Gateway, path: str, users: list[str]) -> list[int]:
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=60) as client:
+        answers = await asyncio.gather(
+            *(client.post(path, json={"quantity": 1}, headers=sale.bearer(user)) for user in users)
+        )
+    return [answer.status_code for answer in answers]
