@@ -28,16 +28,17 @@ from flashsale_dev.waiting import wait_for
 @pytest.mark.timeout(240)
 def test_a_thousand_payments_racing_their_expiry_each_end_paid_or_expired(sale: LocalSale) -> None:
     sale.stock = 1_000
-    gateways, _ = open_sale(sale, gateways=2, consumers=2, FLASHSALE_PAYMENT_TIMEOUT_SECONDS="6")
+    gateways, _ = open_sale(sale, gateways=2, consumers=2, FLASHSALE_PAYMENT_TIMEOUT_SECONDS="10")
     # 50 at a time: the deadlines spread over the seconds the crowd takes, as a real sale's would.
     crowd = Crowd(sale, gateways, shoppers("payer", 1_000), concurrency=50).start()
     answers = crowd.join()
     accepted = crowd.accepted()
     assert len(accepted) == 1_000
 
-    # Each payment is sent within 3 s either side of its order's deadline (seeded: reproducible).
+    # Each payment is sent from 5 s before to 3 s after its order's deadline (seeded: reproducible):
+    # both sides of the race happen even when a slow machine takes seconds to answer a payment.
     spread = random.Random(7)
-    when = {str(r.reservation): _epoch(str(r.expires_at)) + spread.uniform(-3, 3) for r in answers.values()}
+    when = {str(r.reservation): _epoch(str(r.expires_at)) + spread.uniform(-5, 3) for r in answers.values()}
     outcomes = asyncio.run(_pay_all(sale, gateways, accepted, when))
     assert set(outcomes.values()) <= {PAID, EXPIRED}, Counter(outcomes.values())
 
