@@ -122,3 +122,15 @@ def test_a_service_answers_by_its_dns_names_from_every_ready_replica(kube_api: A
     short = replicas_answering("http://web/")
     names = {p.metadata.name for p in core.list_namespaced_pod(namespace, label_selector="app=web").items}
     assert full == short == names
+
+    # Scaled to 0, the Service refuses at once (a refused connection, not a timeout); scaled back, it
+    # answers again.
+    apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 0}})
+
+    def refused() -> bool:
+        answer = httpx.get(f"http://{client_ip}:8080/get", params={"url": "http://web/"}, timeout=15).json()
+        return "refused" in str(answer.get("error", "")).lower()
+
+    wait_for(refused, timeout=180, what="the Service with no Ready replica refusing connections")
+    apps.patch_namespaced_deployment_scale("web", namespace, {"spec": {"replicas": 2}})
+    assert len(replicas_answering("http://web/")) == 2
