@@ -58,6 +58,16 @@ def _to_response(answer: Answer) -> Response:
     return Response(answer.body, answer.status, answer.header_map())
 
 
+def _owner(runtime: Runtime, credentials: HTTPAuthorizationCredentials | None) -> str | Answer:
+    """The user a bearer token vouches for, or the 401 answer for a missing or invalid one."""
+    if credentials is None:
+        return answers.MISSING_TOKEN
+    try:
+        return tokens.verify(runtime.user_token_key, credentials.credentials)
+    except tokens.InvalidToken as invalid:
+        return answers.unauthorized(str(invalid))
+
+
 def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
     app = FastAPI(
         title="FlashSale gateway",
@@ -154,13 +164,9 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         },
     )
     async def order(reservationId: str, credentials: Bearer = None) -> Response:
-        token = credentials.credentials if credentials is not None else None
-        if token is None:
-            return _to_response(answers.MISSING_TOKEN)
-        try:
-            user = tokens.verify(runtime.user_token_key, token)
-        except tokens.InvalidToken as invalid:
-            return _to_response(answers.unauthorized(str(invalid)))
+        user = _owner(runtime, credentials)
+        if isinstance(user, Answer):
+            return _to_response(user)
         try:
             found = await runtime.find_order(reservationId, user)
         except LookupUnavailable:
@@ -181,13 +187,9 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         },
     )
     async def pay(reservationId: str, credentials: Bearer = None) -> Response:
-        token = credentials.credentials if credentials is not None else None
-        if token is None:
-            return _to_response(answers.MISSING_TOKEN)
-        try:
-            user = tokens.verify(runtime.user_token_key, token)
-        except tokens.InvalidToken as invalid:
-            return _to_response(answers.unauthorized(str(invalid)))
+        user = _owner(runtime, credentials)
+        if isinstance(user, Answer):
+            return _to_response(user)
         try:
             outcome = await runtime.pay(reservationId, user)
         except LookupUnavailable:
