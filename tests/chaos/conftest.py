@@ -9,14 +9,11 @@ Redis runs without persistence on purpose: a restart loses the gate, which scena
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from chaos import crowd
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.pytest_plugin import PostgresSchema, RedisDatabase
-from flashsale_dev.sale import LocalSale
 
 
 @pytest.fixture(scope="session")
@@ -25,33 +22,13 @@ def platform() -> Iterator[LocalPlatform]:
         yield started
 
 
-@pytest.fixture
-def sale(
-    platform: LocalPlatform,
-    redis_db: RedisDatabase,
-    kafka_topic: str,
-    pg_schema: PostgresSchema,
-    tmp_path: Path,
-) -> Iterator[LocalSale]:
-    """A sale of this test's own on the chaos platform (as tests/integration/conftest.py's `sale`).
-
-    Every process the test started is stopped at the end; one that died without the test ending it
-    fails the test. The middleware is left running for the next test, whatever this one did to it.
-    """
-    local = LocalSale(
-        redis_url=redis_db.url,
-        kafka_bootstrap_servers=platform.kafka.bootstrap_servers,
-        topic=kafka_topic,
-        database_url=pg_schema.url,
-        logs=tmp_path / "logs",
-        reserve_port=platform.reserve_port,
-    )
-    yield local
+@pytest.fixture(autouse=True)
+def _the_platform_is_whole_for_the_next_test(platform: LocalPlatform) -> Iterator[None]:
+    """After each test (and after the `sale` fixture stopped its processes): no crowd left running,
+    and every component the test took down started again, whatever the test did to it."""
+    yield
     while crowd.RUNNING:
         crowd.RUNNING.pop().halt()
-    crashed = {p.name: p.returncode for p in local.processes if p.name in local.crashed()}
-    local.stop()
     for component in platform.components:
         if not component.running:
             component.start()
-    assert not crashed, f"processes died during the test (exit codes): {crashed} (logs in {local.logs})"

@@ -3,7 +3,9 @@
 Session-scoped: `platform` (Redis, PostgreSQL, Kafka, Prometheus) and `cluster` (the Kubernetes
 control plane), each started only when a test asks for it and stopped at the end of the run, also
 when the run is interrupted. Per test: a fresh Redis database, Kafka topic, PostgreSQL schema and
-Kubernetes namespace, so tests never see each other's data.
+Kubernetes namespace, so tests never see each other's data; and `sale`, a sale of the test's own on
+them whose gateway and consumer processes (flashsale_dev.sale) are stopped, and checked for crashes,
+at the end.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from flashsale_dev.components import Prometheus
 from flashsale_dev.components.redis import DATABASES
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.ports import PortReservations
+from flashsale_dev.sale import LocalSale
 
 _redis_databases = itertools.cycle(range(1, DATABASES))
 
@@ -96,6 +99,34 @@ def pg_schema(platform: LocalPlatform) -> Iterator[PostgresSchema]:
     yield PostgresSchema(name, f"{platform.postgres.url()}?options=-csearch_path%3D{name}")
     with platform.postgres.connect(autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA {name} CASCADE")
+
+
+@pytest.fixture
+def sale(
+    platform: LocalPlatform,
+    redis_db: RedisDatabase,
+    kafka_topic: str,
+    pg_schema: PostgresSchema,
+    tmp_path: Path,
+) -> Iterator[LocalSale]:
+    """A sale of this test's own: its Redis database, Kafka topic and PostgreSQL schema, nothing prepared.
+
+    Its settings may change until a process starts. Every gateway and consumer the test starts is
+    stopped at the end; one that died during the test, unless the test ended it or awaited its exit,
+    fails the test.
+    """
+    local = LocalSale(
+        redis_url=redis_db.url,
+        kafka_bootstrap_servers=platform.kafka.bootstrap_servers,
+        topic=kafka_topic,
+        database_url=pg_schema.url,
+        logs=tmp_path / "logs",
+        reserve_port=platform.reserve_port,
+    )
+    yield local
+    crashed = {p.name: p.returncode for p in local.processes if p.name in local.crashed()}
+    local.stop()
+    assert not crashed, f"processes died during the test (exit codes): {crashed} (logs in {local.logs})"
 
 
 @pytest.fixture
