@@ -4,14 +4,12 @@ process and no mount behind."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from flashsale_dev.cluster import LocalCluster
+from flashsale_dev.cluster.launcher import throwaway_cluster
 from flashsale_dev.cluster.nodes import FLASHSALE_TAINT, NODE_AGENT, NodePool
 from flashsale_dev.dns_query import query_a
 from flashsale_dev.leftovers import (
@@ -23,7 +21,6 @@ from flashsale_dev.leftovers import (
     mounts_mentioning,
     still_running,
 )
-from flashsale_dev.ports import PortReservations
 from flashsale_dev.process import processes_mentioning
 from flashsale_dev.waiting import wait_for
 
@@ -35,17 +32,8 @@ POOLS = (NodePool("flashsale", 1, NODE_AGENT, (FLASHSALE_TAINT,)),)
 
 @pytest.fixture
 def second_cluster() -> Iterator[LocalCluster]:
-    root = Path(tempfile.mkdtemp(prefix="flashsale-cluster2-"))
-    ports = PortReservations()
-    local = LocalCluster(root, ports, pools=POOLS)
-    try:
-        local.prepare()
-        local.start()
+    with throwaway_cluster("flashsale-cluster2-", POOLS) as local:
         yield local
-    finally:
-        local.stop()
-        ports.release()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_a_second_cluster_has_its_own_working_network_and_leaves_nothing_when_stopped(

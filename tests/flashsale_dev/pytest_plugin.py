@@ -11,8 +11,6 @@ at the end.
 from __future__ import annotations
 
 import itertools
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +22,10 @@ import pytest
 import redis
 
 from flashsale_dev.cluster import LocalCluster
+from flashsale_dev.cluster.launcher import throwaway_cluster
 from flashsale_dev.components import Prometheus
 from flashsale_dev.components.redis import DATABASES
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.ports import PortReservations
 from flashsale_dev.sale import LocalSale
 
 _redis_databases = itertools.cycle(range(1, DATABASES))
@@ -41,17 +39,8 @@ def platform() -> Iterator[LocalPlatform]:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[LocalCluster]:
-    root = Path(tempfile.mkdtemp(prefix="flashsale-cluster-"))
-    ports = PortReservations()
-    local = LocalCluster(root, ports)
-    try:
-        local.prepare()
-        local.start()
+    with throwaway_cluster("flashsale-cluster-") as local:
         yield local
-    finally:
-        local.stop()
-        ports.release()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,13 @@ the node agent; the nodes are then created and awaited Ready, and the regular sh
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +179,22 @@ class LocalCluster:
                     lambda body: apps.create_namespaced_deployment(SHOP_NAMESPACE, body),
                     shop_deployment(name, replicas),
                 )
+
+
+@contextlib.contextmanager
+def throwaway_cluster(prefix: str, pools: tuple[NodePool, ...] = DEFAULT_POOLS) -> Iterator[LocalCluster]:
+    """A cluster of its own in a temporary directory and ports, stopped and removed on the way out."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    ports = PortReservations()
+    local = LocalCluster(root, ports, pools=pools)
+    try:
+        local.prepare()
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        ports.release()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _ready_nodes(core: kubernetes.client.CoreV1Api) -> set[str]:
