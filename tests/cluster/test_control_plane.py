@@ -13,6 +13,7 @@ from kubernetes.client import ApiException
 from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.kubeconfig import write_token_kubeconfig
 from flashsale_dev.cluster.nodes import FLASHSALE_PLACEMENT, POOL_LABEL, deployment
+from flashsale_dev.cluster.rbac import pod_reader
 from flashsale_dev.waiting import wait_for
 
 
@@ -121,17 +122,8 @@ def test_deleting_an_owner_cascades_to_its_children_through_the_garbage_collecto
 def test_rbac_denies_a_service_account_what_its_role_does_not_grant(
     cluster: LocalCluster, kube_api: Any, namespace: str, tmp_path: Path
 ) -> None:
-    core, rbac = kubernetes.client.CoreV1Api(kube_api), kubernetes.client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "reader"}})
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "pod-reader"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-    })  # fmt: skip
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "reader-reads-pods"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-    })  # fmt: skip
+    core = kubernetes.client.CoreV1Api(kube_api)
+    pod_reader(kube_api, namespace)
     token = core.create_namespaced_service_account_token(
         "reader", namespace, {"spec": {"expirationSeconds": 600}}
     ).status.token

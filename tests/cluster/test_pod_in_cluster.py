@@ -13,6 +13,7 @@ import pytest
 
 from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.nodes import FLASHSALE_PLACEMENT, deployment
+from flashsale_dev.cluster.rbac import pod_reader
 from flashsale_dev.waiting import wait_for
 
 pytestmark = pytest.mark.cluster
@@ -60,17 +61,8 @@ def phase(core: Any, namespace: str, name: str, wanted: str) -> Any:
 def test_a_pod_logs_in_with_its_service_account_and_gets_exactly_its_roles_rights(
     cluster: LocalCluster, kube_api: Any, namespace: str
 ) -> None:
-    core, rbac = kubernetes.client.CoreV1Api(kube_api), kubernetes.client.RbacAuthorizationV1Api(kube_api)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": "reader"}})
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": "pod-reader"},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
-    })  # fmt: skip
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "reader-reads-pods"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-        "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": namespace}],
-    })  # fmt: skip
+    core = kubernetes.client.CoreV1Api(kube_api)
+    pod_reader(kube_api, namespace)
     script = {"name": "client", "image": "flashsale/probe:dev", "command": [sys.executable, "-c", IN_CLUSTER]}
     core.create_namespaced_pod(
         namespace, pod("in-cluster", script, serviceAccountName="reader", restartPolicy="Never")
