@@ -17,6 +17,7 @@ row.
 | fs:{id}:pending           | hash   | reservation id -> "user qty reserved_ms[ c]": not yet an order; |
 |                           |        | " c": a consumer claimed it (is writing its order)           |
 | fs:{id}:settled           | set    | reservation ids whose units went back to the gate            |
+| fs:{id}:flips             | list   | every flip of the start flag: "<1|0> <Redis time, ms>"       |
 | fs:{id}:events            | pubsub | "open", "closed", "soldout", "restocked", "released <user>"  |
 
 The settlement scripts (return of expired orders, the consumer's claim, the rebuild) are in
@@ -75,9 +76,13 @@ class SaleKeys:
     def events(self) -> str:
         return f"fs:{self.tag}:events"
 
+    @property
+    def flips(self) -> str:
+        return f"fs:{self.tag}:flips"
+
     def all_keys(self) -> list[str]:
         """Every key the sale owns (for teardown and tests); the events channel is not a key."""
-        return [self.open, self.stock, self.initial, self.buyers, self.pending, self.settled]
+        return [self.open, self.stock, self.initial, self.buyers, self.pending, self.settled, self.flips]
 
     def reserve_keys(self) -> list[str]:
         return [self.open, self.stock, self.buyers, self.pending, self.events]

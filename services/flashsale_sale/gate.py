@@ -7,6 +7,8 @@ gateways at once on the sale's events channel.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import redis
 
 from flashsale_sale.contract import SaleEvent, SaleKeys
@@ -26,12 +28,47 @@ def prewarm(client: redis.Redis, keys: SaleKeys, stock: int) -> bool:
     return bool(client.eval(_PREWARM_LUA, 2, keys.stock, keys.initial, stock))
 
 
-def set_open(client: redis.Redis, keys: SaleKeys, is_open: bool) -> None:
+# Sets the flag and tells the gateways; a real change is also logged with Redis' own clock, so the
+# history of flips (and the start's skew) can be read back after any restart of whoever flipped it.
+_SET_OPEN_LUA = """
+local before = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', KEYS[2], ARGV[2])
+local now = redis.call('TIME')
+local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if before == ARGV[1] or (before == false and ARGV[1] == '0') then return {0, ms} end
+redis.call('RPUSH', KEYS[3], ARGV[1] .. ' ' .. ms)
+return {1, ms}
+"""
+
+
+@dataclass(frozen=True)
+class Flip:
+    changed: bool  # False: the flag already said so (nothing logged)
+    at_ms: int  # Redis' clock when it was set
+
+
+def set_open(client: redis.Redis, keys: SaleKeys, is_open: bool) -> Flip:
     """Flips the start flag (the authority the gateways follow) and tells them on the events channel."""
-    pipe = client.pipeline(transaction=True)
-    pipe.set(keys.open, "1" if is_open else "0")
-    pipe.publish(keys.events, (SaleEvent.OPEN if is_open else SaleEvent.CLOSED).value)
-    pipe.execute()
+    event = SaleEvent.OPEN if is_open else SaleEvent.CLOSED
+    changed, at_ms = client.eval(
+        _SET_OPEN_LUA, 3, keys.open, keys.events, keys.flips, _flag(is_open), event.value
+    )
+    return Flip(bool(changed), int(at_ms))
+
+
+def flips(client: redis.Redis, keys: SaleKeys) -> list[tuple[bool, int]]:
+    """The flag's history: (opened?, Redis time in ms) for every change, oldest first."""
+    entries = client.lrange(keys.flips, 0, -1)
+    history = []
+    for entry in entries:
+        value, _, ms = (entry.decode() if isinstance(entry, bytes) else entry).partition(" ")
+        history.append((value == "1", int(ms)))
+    return history
+
+
+def _flag(is_open: bool) -> str:
+    return "1" if is_open else "0"
 
 
 def is_open(client: redis.Redis, keys: SaleKeys) -> bool:

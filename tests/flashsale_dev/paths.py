@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[2]  # tests/flashsale_dev/paths.py -> the checkout
 BUILD_DIR = Path(__file__).parent / "build"
 VERSIONS_FILE = BUILD_DIR / "versions.env"
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")

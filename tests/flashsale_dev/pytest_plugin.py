@@ -25,6 +25,7 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.launcher import throwaway_cluster
 from flashsale_dev.components import Prometheus
 from flashsale_dev.components.redis import DATABASES
+from flashsale_dev.operator_install import InstalledOperator, install_operator
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.sale import LocalSale
 
@@ -127,6 +128,16 @@ def prometheus(platform: LocalPlatform) -> Prometheus:
 def kube_api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
     with cluster.api_client() as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def flashsale_operator(cluster: LocalCluster, platform: LocalPlatform) -> InstalledOperator:
+    """The operator installed from manifests/ as a pod on the session cluster, serving every namespace.
+
+    It runs under its own ServiceAccount and talks to the session platform's middleware; sales of
+    different tests live in different namespaces and have their own keys and topics (by uid).
+    """
+    return install_operator(cluster, platform)
 
 
 @pytest.fixture

@@ -1,0 +1,67 @@
+"""The FlashSale's status conditions: one upsert keyed by type, and every reason in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ConditionType(StrEnum):
+    SPEC_VALID = "SpecValid"  # the spec passed the checks the schema cannot make
+    CHILDREN_READY = "ChildrenReady"  # topic, Secret, Deployments, Service applied
+    GATE_READY = "GateReady"  # the Redis stock gate is built
+    GATEWAY_READY = "GatewayReady"  # every gateway replica Ready and the Service has an address
+    ACCEPTING_ORDERS = "AcceptingOrders"  # the start flag is on
+
+
+class Reason(StrEnum):
+    VALID = "Valid"
+    INVALID_FIELD = "InvalidField"
+    STARTS_IN_THE_PAST = "StartsInThePast"
+    IMMUTABLE_FIELD = "ImmutableField"
+    APPLIED = "Applied"
+    APPLY_FAILED = "ApplyFailed"
+    KAFKA_UNAVAILABLE = "KafkaUnavailable"
+    PREWARMED = "Prewarmed"
+    NOT_PREWARMED = "NotPrewarmed"
+    PREWARM_FAILED = "PrewarmFailed"
+    GATE_LOST = "GateLost"
+    REBUILT = "Rebuilt"
+    REPLICAS_READY = "ReplicasReady"
+    REPLICAS_NOT_READY = "ReplicasNotReady"
+    OPENED = "Opened"
+    NOT_STARTED = "NotStarted"
+    PAUSED = "Paused"
+    ENDED = "Ended"
+    REDIS_UNAVAILABLE = "RedisUnavailable"
+
+
+def set_condition(
+    conditions: list[dict[str, Any]],
+    kind: ConditionType,
+    status: bool,
+    reason: Reason | str,
+    message: str,
+    *,
+    now: datetime,
+    generation: int | None,
+) -> list[dict[str, Any]]:
+    """A new list with the condition of `kind` replaced; lastTransitionTime moves only when status does."""
+    value = "True" if status else "False"
+    previous = next((c for c in conditions if c.get("type") == kind), None)
+    changed = previous is None or previous.get("status") != value
+    condition = {
+        "type": str(kind),
+        "status": value,
+        "reason": str(reason),
+        "message": message,
+        "lastTransitionTime": _rfc3339(now) if changed else previous.get("lastTransitionTime"),  # type: ignore[union-attr]
+        "observedGeneration": generation,
+    }
+    others = [c for c in conditions if c.get("type") != kind]
+    return sorted([*others, condition], key=lambda c: str(c.get("type")))
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,67 @@
+"""The operator's own configuration: this platform's middleware, images and default isolation.
+
+It comes from the operator's namespace, never from a sale: a ConfigMap given as environment
+(`FLASHSALE_OPERATOR_*`) and a Secret mounted as files named like the variables in
+`FLASHSALE_OPERATOR_SECRETS_DIR` (the database URL, the platform-wide user-token key). The operator
+copies what the sale's pods need into each sale's own Secret (pods mount Secrets only from their own
+namespace), so it never needs to read any Secret through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any, Final
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX: Final = "FLASHSALE_OPERATOR_"
+SECRETS_DIR_ENV: Final = "FLASHSALE_OPERATOR_SECRETS_DIR"
+
+# Where sale pods go when the sale says nothing: the tainted pool that only sales tolerate.
+DEFAULT_NODE_SELECTOR: Final = {"pool": "flashsale"}
+DEFAULT_TOLERATIONS: Final = [
+    {"key": "dedicated", "operator": "Equal", "value": "flashsale", "effect": "NoSchedule"}
+]
+DEFAULT_PRIORITY_CLASS: Final = "flashsale-sale"
+
+
+class OperatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    namespace: Annotated[str, Field(min_length=1)] = "flashsale-system"  # the operator's own
+    redis_url: Annotated[str, Field(pattern=r"^rediss?://")]
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
+    database_url: Annotated[SecretStr, Field(min_length=1)]
+    user_token_key: Annotated[SecretStr, Field(min_length=16)]
+
+    gateway_image: str = "flashsale/gateway:0.1.0"
+    consumer_image: str = "flashsale/consumer:0.1.0"
+    default_node_selector: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_NODE_SELECTOR))
+    default_tolerations: list[dict[str, Any]] = Field(default_factory=lambda: list(DEFAULT_TOLERATIONS))
+    default_priority_class_name: str = DEFAULT_PRIORITY_CLASS
+    kafka_replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
+
+    metrics_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
+    status_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+
+    @field_validator("default_node_selector", "default_tolerations", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
+
+
+def load() -> OperatorConfig:
+    """The configuration from the environment and the mounted Secret, or exit 2 with one line each."""
+    secrets_dir = os.environ.get(SECRETS_DIR_ENV)
+    try:
+        if secrets_dir and os.path.isdir(secrets_dir):
+            return OperatorConfig(_secrets_dir=secrets_dir)  # type: ignore[call-arg]
+        return OperatorConfig()  # type: ignore[call-arg]
+    except ValidationError as error:
+        for problem in error.errors(include_url=False, include_input=False):
+            where = "".join(str(part) for part in problem["loc"][:1]).upper()
+            print(f"invalid operator configuration: {ENV_PREFIX}{where}: {problem['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,235 @@
+"""One loop per sale, from creation to deletion: prewarm, flip on the second, end, and report.
+
+Each tick reads the gate (one Redis round trip), decides (`phases.decide`), acts on Redis, then reads
+the slower things (the record, the children) and writes the status when it changed. Between ticks it
+sleeps until the next tick or the next moment the clock changes the phase, whichever comes first,
+and wakes at once when a handler pokes it (a spec change, `paused`). The flag's flip therefore
+happens right after the wake-up at `startsAt`, one Redis call later.
+
+It is the only writer of the status (kopf's handlers tell it things through the sale's memo), so
+conditions need no read-modify-write against other writers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from flashsale_operator import metrics, status
+from flashsale_operator.conditions import ConditionType, Reason, set_condition
+from flashsale_operator.phases import Decision, Gate, decide
+from flashsale_operator.runtime import Platform, SaleState
+from flashsale_operator.spec import FlashSaleSpec, Phase
+from flashsale_sale.contract import topic_name
+from flashsale_sale.prewarm import Built, PrewarmRefused, SaleSpec
+
+log = logging.getLogger(__name__)
+
+
+class SaleLoop:
+    def __init__(self, platform: Platform, sale: SaleState, body: Any, status_now: dict[str, Any]) -> None:
+        self.platform = platform
+        self.sale = sale
+        self.body = body
+        self.recorded = status.recorded_from(status_now)
+        self.conditions: list[dict[str, Any]] = list(status_now.get("conditions") or [])
+        self.written: dict[str, Any] | None = None
+        self.observed = status.Observed()
+
+    @property
+    def uid(self) -> str:
+        return self.sale.ref.uid
+
+    async def run(self, stopped: kopf.DaemonStopped) -> None:
+        interval = self.platform.config.status_interval_seconds
+        while not stopped:
+            self.sale.wake.clear()
+            wake_at = await self.tick()
+            now = datetime.now(UTC)
+            pause = interval if wake_at is None else min(interval, (wake_at - now).total_seconds())
+            if pause > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.sale.wake.wait(), timeout=pause)
+
+    async def tick(self) -> datetime | None:
+        spec = self.sale.accepted
+        if spec is None:
+            await self._report(None, None)
+            return None
+        try:
+            gate = await asyncio.to_thread(self.platform.stores.read_gate, self.uid)
+        except Exception as error:  # Redis down: keep the recorded phase, say why, retry next tick
+            metrics.ERRORS.labels("redis").inc()
+            self._condition(ConditionType.ACCEPTING_ORDERS, False, Reason.REDIS_UNAVAILABLE, str(error))
+            await self._report(spec, None)
+            return None
+        decision = decide(spec, datetime.now(UTC), gate, self.recorded)
+        if decision.flag is not None:
+            await self._flip(spec, decision.flag)
+        if decision.build_gate:
+            if not decision.rebuilding:  # Prewarming is a phase of its own, seen before the gate exists
+                await self._record(spec, decision)
+                await self._report(spec, decision)
+            await self._build_gate(spec, decision)
+            return datetime.now(UTC)  # decide again at once with the gate built
+        await self._record(spec, decision)
+        await self._report(spec, decision)
+        return decision.wake_at
+
+    async def _flip(self, spec: FlashSaleSpec, is_open: bool) -> None:
+        flip = await asyncio.to_thread(self.platform.stores.set_open, self.uid, is_open)
+        at = datetime.fromtimestamp(flip.at_ms / 1000, UTC)
+        if is_open and flip.changed and self.recorded.started_at is None:
+            skew = (at - spec.starts_at).total_seconds()
+            metrics.FLAG_SKEW.observe(max(skew, 0.0))
+            log.info("sale %s: flag on at %s (%.1f ms after startsAt)", self.sale.ref.name, at, skew * 1000)
+            self.recorded = replace(self.recorded, started_at=at)
+
+    async def _build_gate(self, spec: FlashSaleSpec, decision: Decision) -> None:
+        sale = SaleSpec(self.uid, self.sale.ref.name, spec.stock, spec.per_user_limit)
+        reopen = decision.rebuilding and not spec.paused
+        if decision.rebuilding:
+            self._condition(ConditionType.GATE_READY, False, Reason.GATE_LOST, "rebuilding the gate")
+            kopf.warn(
+                self.body, reason="GateLost", message="the Redis gate is gone: rebuilding from the record"
+            )
+            await self._report(spec, decision)
+        try:
+            built = await asyncio.to_thread(
+                self.platform.stores.build_gate, sale, topic_name(self.uid), open_after=reopen
+            )
+        except (PrewarmRefused, Exception) as error:
+            metrics.ERRORS.labels("prewarm").inc()
+            self._condition(ConditionType.GATE_READY, False, Reason.PREWARM_FAILED, str(error))
+            kopf.warn(self.body, reason="PrewarmFailed", message=str(error))
+            await asyncio.sleep(1.0)  # no hot loop while the record or Redis refuses
+            return
+        reason = Reason.REBUILT if built is Built.REBUILT else Reason.PREWARMED
+        self._condition(ConditionType.GATE_READY, True, reason, f"gate {built.value}")
+        if self.recorded.prewarmed_at is None:
+            self.recorded = replace(self.recorded, prewarmed_at=datetime.now(UTC))
+
+    async def _record(self, spec: FlashSaleSpec, decision: Decision) -> None:
+        """Moves the recorded phase; an Event and a metric for each change."""
+        recorded = self.recorded
+        now = datetime.now(UTC)
+        phase = decision.phase
+        if recorded.prewarmed_at is None and phase in _GATE_BUILT:
+            recorded = replace(recorded, prewarmed_at=now)
+        if phase is Phase.ENDED and recorded.ended_at is None:
+            recorded = replace(recorded, ended_at=now)
+        if phase in (Phase.LIVE, Phase.SOLD_OUT) and recorded.started_at is None:
+            recorded = replace(recorded, started_at=now)
+        if recorded.phase is not phase:
+            before = recorded.phase
+            recorded = replace(recorded, phase=phase)
+            metrics.TRANSITIONS.labels(phase.value).inc()
+            message = f"{before.value if before else 'new'} -> {phase.value}"
+            kopf.info(self.body, reason=phase.value, message=message)
+            log.info("sale %s: %s", self.sale.ref.name, message)
+        self.recorded = recorded
+        metrics.sale_phase(f"{self.sale.ref.namespace}/{self.sale.ref.name}", phase)
+        open_now = phase in (Phase.LIVE, Phase.SOLD_OUT)
+        reason = {Phase.PAUSED: Reason.PAUSED, Phase.ENDED: Reason.ENDED}.get(phase, Reason.NOT_STARTED)
+        self._condition(
+            ConditionType.ACCEPTING_ORDERS,
+            open_now,
+            Reason.OPENED if open_now else reason,
+            f"the start flag is {'on' if open_now else 'off'} ({phase.value})",
+        )
+        if recorded.prewarmed_at is not None and phase is not Phase.PREWARMING:
+            self._condition(ConditionType.GATE_READY, True, Reason.PREWARMED, "the Redis gate is built")
+
+    async def _report(self, spec: FlashSaleSpec | None, decision: Decision | None) -> None:
+        """Reads the record and the children, then writes the status if anything changed."""
+        await self._observe()
+        self._spec_conditions()
+        if self.sale.failed:
+            self.recorded = replace(self.recorded, phase=Phase.FAILED)
+            metrics.sale_phase(f"{self.sale.ref.namespace}/{self.sale.ref.name}", Phase.FAILED)
+        body = status.assemble(
+            stock=spec.stock if spec else int(self.body["spec"].get("stock", 0) or 0),
+            recorded=self.recorded,
+            observed=self.observed,
+            generation=self.sale.generation,
+            conditions=self.conditions,
+        )
+        if body == self.written:
+            return
+        try:
+            ref = self.sale.ref
+            await asyncio.to_thread(self.platform.kube.patch_status, ref.name, ref.namespace, body)
+            self.written = body
+        except Exception as error:
+            metrics.ERRORS.labels("status").inc()
+            log.warning("sale %s: status not written (%s); next tick", self.sale.ref.name, error)
+
+    async def _observe(self) -> None:
+        stores, kube, ref = self.platform.stores, self.platform.kube, self.sale.ref
+        observed = self.observed
+        try:
+            gate: Gate = await asyncio.to_thread(stores.read_gate, self.uid)
+            reserved = await asyncio.to_thread(stores.reserved, self.uid)
+            history = await asyncio.to_thread(stores.flips, self.uid)
+            last = datetime.fromtimestamp(history[-1][1] / 1000, UTC) if history else None
+            observed = replace(
+                observed,
+                remaining=gate.remaining,
+                reserved=reserved,
+                flag_open=gate.open,
+                flips=len(history),
+                last_flip_at=last,
+            )
+        except Exception as error:
+            metrics.ERRORS.labels("redis").inc()
+            log.debug("sale %s: gate not read: %s", ref.name, error)
+        try:
+            units = await asyncio.to_thread(stores.orders_by_state, self.uid)
+            observed = replace(observed, units_by_state=units)
+        except Exception as error:
+            metrics.ERRORS.labels("database").inc()
+            log.debug("sale %s: record not read: %s", ref.name, error)
+        try:
+            url = await asyncio.to_thread(kube.service_url, f"{ref.name}-gateway", ref.namespace)
+            ready = await asyncio.to_thread(kube.ready_replicas, f"{ref.name}-gateway", ref.namespace)
+            observed = replace(observed, gateway_url=url, gateway_ready=ready or 0)
+            self._gateway_condition(url, ready or 0)
+        except Exception as error:
+            metrics.ERRORS.labels("kubernetes").inc()
+            log.debug("sale %s: children not read: %s", ref.name, error)
+        self.observed = observed
+
+    def _gateway_condition(self, url: str | None, ready: int) -> None:
+        wanted = self.sale.accepted.gateway.replicas if self.sale.accepted else 0
+        ok = ready >= wanted > 0 and url is not None
+        message = f"{ready}/{wanted} replicas Ready, address {url or 'pending'}"
+        reason = Reason.REPLICAS_READY if ok else Reason.REPLICAS_NOT_READY
+        self._condition(ConditionType.GATEWAY_READY, ok, reason, message)
+
+    def _spec_conditions(self) -> None:
+        sale = self.sale
+        if sale.problems:
+            first = sale.problems[0]
+            message = "; ".join(f"{p.field}: {p.message}" for p in sale.problems)
+            self._condition(ConditionType.SPEC_VALID, False, first.reason, message)
+        else:
+            self._condition(ConditionType.SPEC_VALID, True, Reason.VALID, "the spec is valid")
+        if sale.apply_error:
+            self._condition(ConditionType.CHILDREN_READY, False, Reason.APPLY_FAILED, sale.apply_error)
+        elif sale.accepted is not None:
+            self._condition(ConditionType.CHILDREN_READY, True, Reason.APPLIED, "children applied")
+
+    def _condition(self, kind: ConditionType, ok: bool, reason: Reason | str, message: str) -> None:
+        now = datetime.now(UTC)
+        self.conditions = set_condition(
+            self.conditions, kind, ok, reason, message, now=now, generation=self.sale.generation
+        )
+
+
+_GATE_BUILT = (Phase.READY, Phase.LIVE, Phase.PAUSED, Phase.SOLD_OUT)

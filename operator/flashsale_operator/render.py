@@ -1,0 +1,87 @@
+"""Every child of a FlashSale as a plain manifest: pure functions of the sale, its spec and the config.
+
+Each child is named after the sale, lives in its namespace, is owned by it (garbage-collected with
+it) and carries the `app.kubernetes.io/*` labels. The operator applies them with server-side apply;
+the golden files in tests/unit/golden/operator/ show every one for an example sale.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from flashsale_operator.config import OperatorConfig
+from flashsale_operator.render_env import CONFIG_HASH_ANNOTATION, SECRETS_DIR, rfc3339, secret_values
+from flashsale_operator.render_meta import (
+    MAX_SALE_NAME_LENGTH,
+    SaleRef,
+    child_name,
+    labels,
+    metadata,
+    owner_reference,
+)
+from flashsale_operator.render_network import network_policies
+from flashsale_operator.render_workloads import (
+    consumer_deployment,
+    gateway_deployment,
+    gateway_pdb,
+    gateway_service,
+    placement,
+)
+from flashsale_operator.spec import FlashSaleSpec
+
+__all__ = [
+    "CONFIG_HASH_ANNOTATION",
+    "MAX_SALE_NAME_LENGTH",
+    "SECRETS_DIR",
+    "SaleRef",
+    "children",
+    "consumer_deployment",
+    "gateway_deployment",
+    "gateway_pdb",
+    "gateway_service",
+    "labels",
+    "network_policies",
+    "owner_reference",
+    "placement",
+    "rfc3339",
+    "sale_secret",
+]
+
+ORDER_PATH_KEY: Final = "FLASHSALE_ORDER_PATH_KEY"
+
+
+def sale_secret(ref: SaleRef, config: OperatorConfig, *, order_path_key: str | None) -> dict[str, Any]:
+    """`<sale>-secrets`: the platform's shared entries, and the sale's own order-path key when given.
+
+    The caller creates the Secret once with a fresh key, then patches only the shared entries (a
+    merge patch of `stringData` leaves the key alone): the key must never change while the sale lives,
+    since it derives the secret order path. (Not server-side apply under one field manager: applying
+    without a key that manager applied before would remove it.)
+    """
+    values = secret_values(config)
+    if order_path_key is not None:
+        values[ORDER_PATH_KEY] = order_path_key
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata(ref, child_name(ref, "secrets"), "secrets"),
+        "type": "Opaque",
+        "stringData": values,
+    }
+
+
+def children(
+    ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig, *, include_consumer_replicas: bool = True
+) -> list[dict[str, Any]]:
+    """Every child but the Secret (applied first, on its own terms), in the order to apply them.
+
+    The NetworkPolicies come before any pod exists, so no sale pod is ever unprotected; the budget
+    and the Service before the gateways; the consumers before the gateways that feed them.
+    """
+    return [
+        *network_policies(ref, config),
+        gateway_pdb(ref, spec),
+        gateway_service(ref, spec),
+        consumer_deployment(ref, spec, config, include_replicas=include_consumer_replicas),
+        gateway_deployment(ref, spec, config),
+    ]

@@ -1,0 +1,129 @@
+"""The sale's NetworkPolicies: deny by default, then what each pod needs and nothing else (pure).
+
+- `<sale>-default-deny` selects every pod of the sale (instance + part-of labels): no ingress, no
+  egress, also for a sale pod no allow-policy names.
+- `<sale>-allow-gateway`: ingress on its HTTP port from anywhere (the crowd comes through the
+  LoadBalancer, whose source addresses are the nodes' or the internet's); egress to DNS, Redis and Kafka.
+- `<sale>-allow-consumer`: ingress only on the metrics port (Prometheus scrapes it; its address is the
+  platform's, not known here); egress to DNS, Redis, Kafka and PostgreSQL.
+
+DNS: port 53 (UDP and TCP) to pods of `kube-system` only. "Any address on 53" would let a pod talk to
+any server on the internet that listens on port 53, a ready-made way out; the cluster's resolver
+lives in kube-system on every common distribution (a node-local DNS cache on a link-local address
+would need its own ipBlock).
+
+Middleware: the host and port come from the platform's URLs. An IP address gives an ipBlock of that
+one address; a DNS name cannot be selected by a NetworkPolicy (it sees addresses, and a name may
+resolve to many or change), so it gives the port alone, to any address. Kafka clients reach every
+broker the metadata names, not only the bootstrap servers: list them all in the bootstrap setting.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from flashsale_operator.config import OperatorConfig
+from flashsale_operator.render_env import GATEWAY_PORT, METRICS_PORT
+from flashsale_operator.render_meta import SaleRef, child_name, metadata, sale_pods, selector
+
+REDIS_PORT: Final = 6379
+KAFKA_PORT: Final = 9092
+POSTGRES_PORT: Final = 5432
+DNS_RULE: Final = {
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}}],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+
+def _endpoint(host_port: str, default_port: int) -> Endpoint:
+    """`host`, `host:port`, `[v6]:port`; raises ValueError for a port that is not a number."""
+    parts = urlsplit("//" + host_port.strip())
+    if not parts.hostname:
+        raise ValueError("no host in a middleware address")  # the text may hold a password
+    return Endpoint(parts.hostname, parts.port or default_port)
+
+
+def _endpoints(hosts: list[str], default_port: int, what: str) -> list[Endpoint]:
+    found = [_endpoint(item, default_port) for item in hosts if item.strip()]
+    if not found:  # a Unix socket or the libpq default: nothing a pod could reach
+        raise ValueError(f"no host in the {what} setting")
+    return found
+
+
+def redis_endpoints(url: str) -> list[Endpoint]:
+    return _endpoints([urlsplit(url).netloc.rpartition("@")[2]], REDIS_PORT, "Redis URL")
+
+
+def kafka_endpoints(servers: str) -> list[Endpoint]:
+    """`host:port[,host:port...]`, each optionally `LISTENER://host:port`."""
+    return _endpoints([item.rpartition("://")[2] for item in servers.split(",")], KAFKA_PORT, "Kafka")
+
+
+def postgres_endpoints(url: str) -> list[Endpoint]:
+    """A libpq URL, with libpq's `host1:port1,host2:port2` list of hosts (a primary and its standbys)."""
+    hosts = urlsplit(url).netloc.rpartition("@")[2]
+    return _endpoints(hosts.split(","), POSTGRES_PORT, "database URL")
+
+
+def egress_rule(endpoint: Endpoint) -> dict[str, Any]:
+    rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": endpoint.port}]}
+    try:
+        address = ipaddress.ip_address(endpoint.host)
+    except ValueError:
+        return rule  # a DNS name: the port alone (see the module's docstring)
+    return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}], **rule}
+
+
+def _egress(endpoints: list[Endpoint]) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = [copy.deepcopy(DNS_RULE)]
+    for rule in map(egress_rule, endpoints):
+        if rule not in rules:  # the same middleware named twice
+            rules.append(rule)
+    return rules
+
+
+def _policy(
+    ref: SaleRef, name: str, pods: dict[str, str], ingress: list[Any], egress: list[Any]
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": pods}, "policyTypes": ["Ingress", "Egress"]}
+    # No rule at all (the default deny): the keys are left out, as the API server stores them.
+    spec.update({key: rules for key, rules in (("ingress", ingress), ("egress", egress)) if rules})
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(ref, child_name(ref, name), "network"),
+        "spec": spec,
+    }
+
+
+def _ingress_on(port: int) -> list[dict[str, Any]]:
+    return [{"ports": [{"protocol": "TCP", "port": port}]}]  # no `from`: any source, this port only
+
+
+def network_policies(ref: SaleRef, config: OperatorConfig) -> list[dict[str, Any]]:
+    redis = redis_endpoints(config.redis_url)
+    kafka = kafka_endpoints(config.kafka_bootstrap_servers)
+    postgres = postgres_endpoints(config.database_url.get_secret_value())
+    return [
+        _policy(ref, "default-deny", sale_pods(ref), [], []),
+        _policy(
+            ref, "allow-gateway", selector(ref, "gateway"), _ingress_on(GATEWAY_PORT), _egress(redis + kafka)
+        ),
+        _policy(
+            ref,
+            "allow-consumer",
+            selector(ref, "consumer"),
+            _ingress_on(METRICS_PORT),
+            _egress(redis + kafka + postgres),
+        ),
+    ]

@@ -1,0 +1,126 @@
+"""The operator's edge to the middleware: Redis (the gate), PostgreSQL (the record), Kafka (the topics).
+
+Synchronous clients, called from a thread pool (`asyncio.to_thread`) so the event loop that flips
+flags on the second is never blocked. One Redis pool for every sale; one database connection per
+call (a handful per second at most); one Kafka admin client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import redis
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic  # type: ignore[attr-defined]
+
+from flashsale_operator.config import OperatorConfig
+from flashsale_operator.phases import Gate
+from flashsale_sale import db, gate
+from flashsale_sale.contract import SaleKeys, consumer_group
+from flashsale_sale.lag import GroupLag, TopicLag
+from flashsale_sale.prewarm import Built, SaleSpec, prewarm_sale, retire_sale
+
+log = logging.getLogger(__name__)
+
+KAFKA_TIMEOUT_SECONDS = 10.0
+
+
+class Stores:
+    def __init__(self, config: OperatorConfig) -> None:
+        self.config = config
+        self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self._admin = AdminClient(
+            {"bootstrap.servers": config.kafka_bootstrap_servers, "client.id": "flashsale-operator"}
+        )
+
+    def close(self) -> None:
+        self.redis.close()
+
+    @contextlib.contextmanager
+    def database(self) -> Iterator[psycopg.Connection[Any]]:
+        with psycopg.connect(self.config.database_url.get_secret_value(), connect_timeout=5) as conn:
+            yield conn
+
+    def migrate(self) -> None:
+        with self.database() as conn:
+            db.migrate(conn)
+
+    # -- the gate --------------------------------------------------------------------------------
+
+    def read_gate(self, sale_id: str) -> Gate:
+        keys = SaleKeys(sale_id)
+        stock, flag = self.redis.mget([keys.stock, keys.open])
+        return Gate(
+            built=stock is not None, remaining=None if stock is None else int(stock), open=flag == b"1"
+        )
+
+    def set_open(self, sale_id: str, is_open: bool) -> gate.Flip:
+        return gate.set_open(self.redis, SaleKeys(sale_id), is_open)
+
+    def flips(self, sale_id: str) -> list[tuple[bool, int]]:
+        return gate.flips(self.redis, SaleKeys(sale_id))
+
+    def reserved(self, sale_id: str) -> int:
+        """Reservations the gate accepted that are not orders yet."""
+        return int(self.redis.hlen(SaleKeys(sale_id).pending))
+
+    def build_gate(self, sale: SaleSpec, topic: str, *, open_after: bool) -> Built:
+        """The first build, or the rebuild after Redis lost the gate (waits for the topic to drain)."""
+        lag = GroupLag(self.config.kafka_bootstrap_servers, topic, consumer_group(sale.sale_id))
+        try:
+            with self.database() as conn:
+                return prewarm_sale(self.redis, conn, lag, sale, open_after=open_after)
+        finally:
+            lag.close()
+
+    def retire(self, sale_id: str) -> None:
+        """The sale's record is kept (business records) but marked retired; its Redis keys go."""
+        with self.database() as conn:
+            retire_sale(self.redis, conn, sale_id)
+
+    # -- the record ------------------------------------------------------------------------------
+
+    def orders_by_state(self, sale_id: str) -> dict[str, int]:
+        """Units per order state ('ordered', 'paid', 'expired') in the record."""
+        with self.database() as conn:
+            rows = conn.execute(db.ORDERS_BY_STATE, {"sale": sale_id}).fetchall()
+        return {str(state): int(units) for state, _, units in rows}
+
+    # -- the queue -------------------------------------------------------------------------------
+
+    def ensure_topic(self, topic: str, partitions: int) -> None:
+        """Creates the sale's topic, or grows it to `partitions` (Kafka never shrinks one)."""
+        metadata = self._admin.list_topics(topic=topic, timeout=KAFKA_TIMEOUT_SECONDS)
+        existing = metadata.topics.get(topic)
+        if existing is not None and existing.error is None:
+            if len(existing.partitions) < partitions:
+                futures = self._admin.create_partitions([NewPartitions(topic, partitions)])
+                futures[topic].result(KAFKA_TIMEOUT_SECONDS)
+            return
+        new = NewTopic(topic, partitions, self.config.kafka_replication_factor)
+        try:
+            self._admin.create_topics([new], operation_timeout=KAFKA_TIMEOUT_SECONDS)[topic].result(
+                KAFKA_TIMEOUT_SECONDS
+            )
+        except KafkaException as error:
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise
+
+    def delete_topic(self, topic: str) -> None:
+        metadata = self._admin.list_topics(timeout=KAFKA_TIMEOUT_SECONDS)
+        if topic not in metadata.topics:
+            return
+        self._admin.delete_topics([topic], operation_timeout=KAFKA_TIMEOUT_SECONDS)[topic].result(
+            KAFKA_TIMEOUT_SECONDS
+        )
+
+    def lag(self, topic: str, sale_id: str) -> TopicLag:
+        reader = GroupLag(self.config.kafka_bootstrap_servers, topic, consumer_group(sale_id))
+        try:
+            return reader.read()
+        finally:
+            reader.close()

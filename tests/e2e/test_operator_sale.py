@@ -1,0 +1,132 @@
+"""A FlashSale applied by a platform team becomes an isolated, live sale, sells exactly its stock, and
+leaves nothing behind when deleted - through the operator running as a pod with its own RBAC."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes
+import psycopg
+
+from flashsale_dev.flashsales import FlashSales, sale_spec
+from flashsale_dev.operator_install import InstalledOperator
+from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.waiting import wait_for
+from flashsale_sale.contract import SaleKeys, topic_name
+
+STOCK = 20
+SHOPPERS = 40
+PHASES_OF_A_SELL_OUT = ["Scheduled", "Prewarming", "Ready", "Live", "SoldOut"]
+
+
+def shop_pods(core: Any) -> dict[str, tuple[str | None, int]]:
+    pods = core.list_namespaced_pod("shop").items
+    return {
+        p.metadata.uid: (p.spec.node_name, sum(c.restart_count for c in p.status.container_statuses or []))
+        for p in pods
+    }
+
+
+def mint_tokens(users: list[str], key: str) -> list[str]:
+    """Tokens from the `flashsale token` console script, as the shop's login service would issue them."""
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("flashsale")), "token", "--users-file", "-"],
+        input="\n".join(users),
+        env={"FLASHSALE_USER_TOKEN_KEY": key, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout.split()
+
+
+async def buy_all(url: str, order_path: str, tokens: list[str]) -> list[int]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+
+        async def shopper(token: str) -> int:
+            for _ in range(100):
+                answer = await client.post(order_path, headers={"Authorization": f"Bearer {token}"})
+                if answer.status_code not in (429, 503):
+                    return answer.status_code
+                await asyncio.sleep(0.2)
+            return answer.status_code
+
+        return await asyncio.gather(*(shopper(t) for t in tokens))
+
+
+def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_removed_without_a_trace(
+    flashsale_operator: InstalledOperator,
+    kube_api: kubernetes.client.ApiClient,
+    namespace: str,
+    platform: LocalPlatform,
+) -> None:
+    core = kubernetes.client.CoreV1Api(kube_api)
+    apps = kubernetes.client.AppsV1Api(kube_api)
+    shop_before = shop_pods(core)
+    sales = FlashSales(kube_api, namespace)
+    created = sales.create("drop", sale_spec(stock=STOCK, starts_in=10, prewarm_seconds=5))
+    uid = created["metadata"]["uid"]
+
+    # Every child carries the sale as its controlling owner and becomes Ready; pods only on the pool.
+    status = sales.wait_status(
+        "drop",
+        lambda s: (
+            (s.get("gateway") or {}).get("readyReplicas") == 2 and bool((s.get("gateway") or {}).get("url"))
+        ),
+        what="both gateway replicas Ready behind an address",
+    )
+    for deployment in ("drop-gateway", "drop-consumer"):
+        owners = apps.read_namespaced_deployment(deployment, namespace).metadata.owner_references
+        assert [(o.kind, o.uid, o.controller) for o in owners] == [("FlashSale", uid, True)]
+    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/instance=drop").items
+    assert pods
+    assert {core.read_node(p.spec.node_name).metadata.labels["pool"] for p in pods} == {"flashsale"}
+
+    live = sales.wait_phase("drop", "Live")
+    assert live["startedAt"] >= created["spec"]["schedule"]["startsAt"][:19]
+    url = status["gateway"]["url"]
+    order_path = wait_for(
+        lambda: httpx.get(f"{url}/api/status", timeout=30).json().get("orderPath"),
+        timeout=60,
+        what="orderPath",
+    )
+    users = [f"shopper-{i}" for i in range(SHOPPERS)]
+    answers = asyncio.run(buy_all(url, order_path, mint_tokens(users, flashsale_operator.user_token_key)))
+    assert answers.count(202) == STOCK
+    assert set(answers) <= {202, 409, 410}
+
+    sold_out = sales.wait_status(
+        "drop",
+        lambda s: s.get("phase") == "SoldOut" and (s.get("stock") or {}).get("ordered") == STOCK,
+        what="sold out with every unit an order",
+    )
+    assert sold_out["stock"] == {"total": STOCK, "remaining": 0, "reserved": 0, "ordered": STOCK,
+                                 "paid": 0, "expired": 0}  # fmt: skip
+    reasons = [r for r in sales.event_reasons("drop") if r in PHASES_OF_A_SELL_OUT]
+    assert reasons == PHASES_OF_A_SELL_OUT
+
+    # Deleting it closes the sale and removes everything but the orders.
+    sales.delete("drop")
+    wait_for(lambda: not sales.exists("drop"), timeout=180, what="the FlashSale gone (finalizer done)")
+    wait_for(
+        lambda: (
+            not core.list_namespaced_pod(namespace).items
+            and not apps.list_namespaced_deployment(namespace).items
+            and not core.list_namespaced_service(namespace).items
+        ),
+        timeout=180,
+        what="every child garbage-collected",
+    )
+    redis = platform.redis.client()
+    assert not redis.keys(f"fs:{SaleKeys(uid).tag}:*")
+    assert topic_name(uid) not in platform.kafka.admin().list_topics(timeout=10).topics
+    with psycopg.connect(platform.postgres.url()) as conn:
+        (orders,) = conn.execute("SELECT count(*) FROM orders WHERE sale_id = %s", (uid,)).fetchone() or (0,)
+    assert orders == STOCK
+    assert shop_pods(core) == shop_before  # the regular shop never moved nor restarted

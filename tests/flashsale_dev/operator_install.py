@@ -1,0 +1,109 @@
+"""Installs the FlashSale operator on a local cluster: manifests/ as they are, plus this platform's config.
+
+Only the ConfigMap `flashsale-operator-config` and the Secret `flashsale-operator-secrets` are
+generated (this platform's addresses and keys); everything else is applied from manifests/ with the
+built kubectl, exactly as a platform team would. Returns once the CRD is Established and the
+operator's pod is Ready (its kopf liveness endpoint answers).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+import yaml
+
+from flashsale_dev.cluster import LocalCluster
+from flashsale_dev.paths import REPO_ROOT
+from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.waiting import wait_for
+
+MANIFESTS = REPO_ROOT / "manifests"
+NAMESPACE = "flashsale-system"
+CONFIG_MAP = "flashsale-operator-config"
+SECRET = "flashsale-operator-secrets"
+DEPLOYMENT = "flashsale-operator"
+CRD = "flashsales.flashsale.dev"
+OPERATOR_LABEL = "app.kubernetes.io/name=flashsale-operator"
+
+
+@dataclass(frozen=True)
+class InstalledOperator:
+    user_token_key: str  # the platform-wide key the shop's login service signs shoppers' tokens with
+
+    def exports(self) -> dict[str, str]:
+        return {"FLASHSALE_USER_TOKEN_KEY": self.user_token_key}
+
+
+def platform_config(platform: LocalPlatform, user_token_key: str) -> list[dict[str, Any]]:
+    """The two generated objects: where this platform's middleware is, and its keys."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": CONFIG_MAP, "namespace": NAMESPACE},
+        "data": {
+            "FLASHSALE_OPERATOR_REDIS_URL": platform.redis.url(),
+            "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap_servers,
+        },
+    }
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": SECRET, "namespace": NAMESPACE},
+        "stringData": {
+            "FLASHSALE_OPERATOR_DATABASE_URL": platform.postgres.url(),
+            "FLASHSALE_OPERATOR_USER_TOKEN_KEY": user_token_key,
+        },
+    }
+    return [config, secret]
+
+
+def install_operator(
+    cluster: LocalCluster, platform: LocalPlatform, *, user_token_key: str | None = None, timeout: float = 180
+) -> InstalledOperator:
+    key = user_token_key or f"platform-user-token-key-{secrets.token_hex(16)}"
+    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=flashsale-install", "-f")
+    cluster.kubectl(*apply, str(MANIFESTS / "namespace.yaml"))
+    cluster.kubectl(*apply, "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                       "items": platform_config(platform, key)}))  # fmt: skip
+    for name in ("crd.yaml", "rbac.yaml", "operator.yaml"):
+        cluster.kubectl(*apply, str(MANIFESTS / name))
+    with cluster.api_client() as api:
+        wait_for(lambda: _established(api), timeout=timeout, what=f"CRD {CRD} Established")
+        wait_for(
+            lambda: _operator_ready(api),
+            timeout=timeout,
+            what="the operator's pod Ready",
+            describe=lambda: cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide", check=False),
+        )
+    return InstalledOperator(key)
+
+
+def uninstall_operator(cluster: LocalCluster) -> None:
+    """Removes the operator (not the CRD, whose deletion would delete every FlashSale)."""
+    for name in ("operator.yaml", "rbac.yaml"):
+        cluster.kubectl(
+            "delete", "--ignore-not-found", "--wait=true", "-f", str(MANIFESTS / name), check=False
+        )
+
+
+def manifest_documents(name: str) -> list[dict[str, Any]]:
+    with (MANIFESTS / name).open() as stream:
+        return [doc for doc in yaml.safe_load_all(stream) if doc]
+
+
+def _established(api: kubernetes.client.ApiClient) -> bool:
+    crd = kubernetes.client.ApiextensionsV1Api(api).read_custom_resource_definition(CRD)
+    return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
+
+
+def _operator_ready(api: kubernetes.client.ApiClient) -> bool:
+    pods = kubernetes.client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=OPERATOR_LABEL)
+    return any(
+        pod.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        for pod in pods.items
+    )
