@@ -1,9 +1,11 @@
-"""`flashsale-dev up | down | env | serve`: the local platform in the background, for people.
+"""`flashsale-dev up | down | env | serve | example`: the local platform in the background, for people.
 
-`up` starts a supervisor (`serve`) detached from the terminal, waits until everything answers and
-prints `export` lines; the same lines are in the env file. `down` asks the supervisor to stop
-(SIGTERM), waits, and removes the state directory. The supervisor is the parent of every server,
-so they die with it even if it is SIGKILLed (PR_SET_PDEATHSIG).
+`up` starts a supervisor (`serve`) detached from the terminal, waits until everything answers
+(with a cluster: until the FlashSale CRD is Established and the operator's pod is Ready) and
+prints `export` lines, among them the platform's FLASHSALE_USER_TOKEN_KEY; the same lines are in
+the env file. `down` asks the supervisor to stop (SIGTERM), waits, and removes the state directory.
+The supervisor is the parent of every server, so they die with it even if it is SIGKILLed
+(PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import threading
 import time
 from pathlib import Path
 
+import yaml
+
+from flashsale_dev.flashsales import example_sale
+from flashsale_dev.operator_install import install_operator
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.process import is_running, processes_mentioning
 
@@ -44,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the platform in the foreground until SIGTERM")
     serve.add_argument("--no-cluster", action="store_true")
     commands.add_parser("down", help="stop the platform started by `up` and remove its state")
+    example = commands.add_parser(
+        "example", help="examples/flashsale.yaml, starting soon (for kubectl apply -f -)"
+    )
+    example.add_argument("--starts-in", type=float, default=60.0, help="seconds from now (default 60)")
     commands.add_parser("env", help="print the export lines of the running platform")
     args = parser.parse_args(argv)
     state_dir: Path = (args.state_dir or default_state_dir()).absolute()
@@ -53,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(state_dir, with_cluster=not args.no_cluster)
     if args.command == "down":
         return _down(state_dir)
+    if args.command == "example":
+        print(yaml.safe_dump(example_sale(args.starts_in), sort_keys=False), end="")
+        return 0
     return _print_env(state_dir)
 
 
@@ -89,14 +102,18 @@ def _serve(state_dir: Path, *, with_cluster: bool) -> int:
         signal.signal(signum, lambda *_: stop.set())
     (state_dir / PID_FILE).write_text(str(os.getpid()))
     platform = LocalPlatform(state_dir / "platform", with_cluster=with_cluster)
+    exports: dict[str, str] = {}
     try:
         platform.start()
+        if platform.cluster:  # the operator as a pod, from manifests/, configured for this platform
+            exports = install_operator(platform.cluster, platform).exports()
     except Exception as error:
         (state_dir / FAILED_FILE).write_text(str(error))
         print(error, file=sys.stderr)
+        platform.stop()
         return 1
     try:
-        env = platform.shell_exports()
+        env = platform.shell_exports() + "".join(f"export {k}={v}\n" for k, v in exports.items())
         tmp = state_dir / f".{ENV_FILE}.tmp"
         tmp.write_text(env)
         tmp.replace(state_dir / ENV_FILE)

@@ -1,12 +1,14 @@
-"""`make demo`: a whole sale on a fresh local platform and cluster, through the product's real parts.
+"""`make demo`: a whole sale end to end on a fresh local platform and cluster, through the real parts.
 
-The sale's gateway and consumer run as pods of the project's images on the tainted flashsale pool,
-configured by environment and a mounted Secret as the operator will render them; shoppers reach the
-gateway through a `LoadBalancer` Service whose edge caches the static page like a CDN; a pod reaches
-the gateway by its Service's DNS name; the crowd buys through the Redis gate, Kafka and the
-consumers into PostgreSQL; Prometheus scrapes the gateways. It ends by checking the sale's
-invariants: nothing oversold, no reservation ordered twice, every accepted reservation an order.
-(Until the operator lands, the demo applies those objects and flips the start flag itself.)
+The platform team's part: the operator is installed from manifests/ as a pod (its own
+ServiceAccount and RBAC), and a FlashSale (examples/flashsale.yaml, its schedule moved to a few
+seconds from now) is applied. The operator does the rest - topic, Secret, gateway and consumer
+Deployments on the tainted flashsale pool behind a `LoadBalancer` Service, the prewarm, the flag at
+the start second, the status - and the demo only watches it: the phases, a pod reaching the gateway
+by its Service's DNS name, the edge caching the static page like a CDN, the crowd buying through
+`status.gateway.url` with tokens signed by the platform's key, Prometheus scraping the gateways, the
+invariants (nothing oversold, no reservation ordered twice, every accepted reservation an order),
+and `kubectl delete fsale` leaving the orders and nothing else.
 """
 
 from __future__ import annotations
@@ -14,26 +16,25 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import kubernetes
 import psycopg
+import yaml
 
-from flashsale_dev import demo_sale
 from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.nodes import FLASHSALE_PLACEMENT
+from flashsale_dev.flashsales import EXAMPLE, FlashSales, example_sale
+from flashsale_dev.operator_install import install_operator
+from flashsale_dev.paths import REPO_ROOT
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
-from flashsale_sale import gate, tokens
+from flashsale_sale import tokens
 from flashsale_sale.contract import SaleKeys, topic_name
-from flashsale_sale.db import migrate
 
 NAMESPACE = "flashsale-demo"
-SALE = "summer-drop"
-STOCK = 100
+STARTS_IN = 20.0  # seconds: the pods start and the stock is prewarmed meanwhile
 SHOPPERS = 1000
 CONCURRENCY = 100
 
@@ -43,61 +44,43 @@ def say(message: str) -> None:
 
 
 class DemoSale:
-    """One sale deployed by hand onto the local cluster, against the platform's middleware."""
+    """The example FlashSale, applied with kubectl and watched through its status."""
 
-    def __init__(
-        self, platform: LocalPlatform, cluster: LocalCluster, api: kubernetes.client.ApiClient
-    ) -> None:
-        self.platform = platform
+    def __init__(self, cluster: LocalCluster, api: kubernetes.client.ApiClient) -> None:
         self.cluster = cluster
         self.core = kubernetes.client.CoreV1Api(api)
-        self.apps = kubernetes.client.AppsV1Api(api)
-        self.sale_id = uuid.uuid4().hex
-        self.keys = SaleKeys(self.sale_id)
-        self.user_key = f"demo-user-token-key-{uuid.uuid4().hex}"
-        self.redis = platform.redis.client()
+        self.sales = FlashSales(api, NAMESPACE)
+        self.manifest = example_sale(STARTS_IN, prewarm_seconds=10)
+        self.name: str = self.manifest["metadata"]["name"]
+        self.stock: int = self.manifest["spec"]["stock"]
+        self.uid = ""
+        self.phases_seen: list[str] = []
 
-    def deploy(self) -> str:
-        """Prewarms the gate, applies the sale's objects, waits for the edge; returns its base URL."""
-        platform = self.platform
-        platform.kafka.create_topic(topic_name(self.sale_id), partitions=6)
-        with platform.postgres.connect() as conn:
-            migrate(conn)
-        gate.prewarm(self.redis, self.keys, STOCK)
-        starts = datetime.now(UTC) + timedelta(minutes=5)
-        settings = {
-            "FLASHSALE_SALE_NAME": SALE,
-            "FLASHSALE_SALE_ID": self.sale_id,
-            "FLASHSALE_STOCK": str(STOCK),
-            "FLASHSALE_PER_USER_LIMIT": "1",
-            "FLASHSALE_STARTS_AT": starts.isoformat(),
-            "FLASHSALE_ENDS_AT": (starts + timedelta(hours=1)).isoformat(),
-            "FLASHSALE_REDIS_URL": platform.redis.url(),
-            "FLASHSALE_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap_servers,
-            "FLASHSALE_PRODUCT_SKU": "KETTLE-1",
-            "FLASHSALE_PRODUCT_NAME": "Copper kettle",
-            "FLASHSALE_PRODUCT_PRICE": "49.00",
-            "FLASHSALE_PRODUCT_CURRENCY": "EUR",
-            "FLASHSALE_PRODUCT_DESCRIPTION": "One hundred hand-made kettles, once.",
-        }
-        secrets = {
-            "FLASHSALE_USER_TOKEN_KEY": self.user_key,
-            "FLASHSALE_ORDER_PATH_KEY": f"demo-order-path-key-{uuid.uuid4().hex}",
-            "FLASHSALE_DATABASE_URL": platform.postgres.url(),
-        }
+    def apply(self) -> None:
         self.core.create_namespace({"metadata": {"name": NAMESPACE}})
-        secret_name = f"{SALE}-secrets"
-        self.core.create_namespaced_secret(NAMESPACE, demo_sale.secret(secret_name, secrets))
-        self.apps.create_namespaced_deployment(NAMESPACE, demo_sale.gateway(SALE, 2, settings, secret_name))
-        self.apps.create_namespaced_deployment(NAMESPACE, demo_sale.consumer(SALE, 2, settings, secret_name))
-        self.core.create_namespaced_service(NAMESPACE, demo_sale.gateway_service(SALE))
-        pods = wait_for(lambda: self._ready_pods("gateway", 2), timeout=180, what="2 gateway pods Ready")
-        for pod in pods:
-            say(f"gateway pod {pod.metadata.name} on {pod.spec.node_name} at {pod.status.pod_ip}")
-            platform.prometheus.register_target(f"gateway-{pod.metadata.name}", f"{pod.status.pod_ip}:8080")
-        address = wait_for(self._ingress, timeout=120, what="the LoadBalancer's ingress address")
-        say(f"LoadBalancer Service {SALE}-gateway: ingress {address} (the edge, serving the host)")
-        return f"http://{address}"
+        starts = self.manifest["spec"]["schedule"]["startsAt"]
+        say(f"kubectl apply -f {EXAMPLE.relative_to(REPO_ROOT)} (startsAt moved to {starts})")
+        self.cluster.kubectl("apply", "-n", NAMESPACE, "-f", "-", input_text=yaml.safe_dump(self.manifest))
+        self.uid = self.sales.get(self.name)["metadata"]["uid"]
+
+    def follow_until(self, *phases: str, timeout: float = 240) -> dict[str, Any]:
+        """Prints every phase the status passes through until one of `phases`."""
+        seen = self.phases_seen
+
+        def reached() -> dict[str, Any] | None:
+            status = self.sales.status(self.name)
+            phase = status.get("phase")
+            if phase and (not seen or seen[-1] != phase):
+                seen.append(phase)
+                say(f"status.phase = {phase}  (stock {status.get('stock')}, gateway {status.get('gateway')})")
+            return status if phase in phases else None
+
+        return wait_for(reached, timeout=timeout, interval=0.1, what=f"{self.name} {phases}")
+
+    def gateway_pods(self) -> list[Any]:
+        selector = f"app.kubernetes.io/instance={self.name},app.kubernetes.io/component=gateway"
+        pods: list[Any] = self.core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+        return pods
 
     def show_service_dns(self) -> None:
         """A pod asks the gateway for the sale's status by the Service's DNS name, as the shop would."""
@@ -111,30 +94,17 @@ class DemoSale:
             NAMESPACE, {"metadata": {"name": "probe"}, "spec": {"containers": [probe], **FLASHSALE_PLACEMENT}}
         )
         pod = wait_for(lambda: self._ready_pod("probe"), timeout=120, what="the probe pod Ready")
-        name = f"{SALE}-gateway.{NAMESPACE}.svc.cluster.local"
+        name = f"{self.name}-gateway.{NAMESPACE}.svc.cluster.local"
         answer = httpx.get(
             f"http://{pod.status.pod_ip}:8080/get", params={"url": f"http://{name}/api/status"}, timeout=30
         ).json()
         say(f"from pod probe: GET http://{name}/api/status -> {answer['status']} {answer['body']}")
-
-    def _ready_pods(self, app: str, count: int) -> list[Any] | None:
-        pods = self.core.list_namespaced_pod(NAMESPACE, label_selector=f"app.kubernetes.io/name={app}").items
-        ready = [
-            p
-            for p in pods
-            if p.status.container_statuses and all(c.ready for c in p.status.container_statuses)
-        ]
-        return ready if len(ready) >= count else None
+        self.core.delete_namespaced_pod("probe", NAMESPACE)
 
     def _ready_pod(self, name: str) -> Any:
         pod = self.core.read_namespaced_pod(name, NAMESPACE)
         statuses = pod.status.container_statuses or []
         return pod if statuses and all(c.ready for c in statuses) else None
-
-    def _ingress(self) -> str | None:
-        status = self.core.read_namespaced_service(f"{SALE}-gateway", NAMESPACE).status
-        ingress = status.load_balancer.ingress if status and status.load_balancer else None
-        return ingress[0].ip if ingress else None
 
 
 def show_the_cdn(edge: str) -> None:
@@ -170,61 +140,92 @@ async def crowd(edge: str, order_path: str, user_key: str) -> dict[str, str | No
         return dict(await asyncio.gather(*(shopper(u, t) for u, t in zip(users, minted, strict=True))))
 
 
-def run_sale(platform: LocalPlatform, cluster: LocalCluster) -> bool:
+def run_sale(platform: LocalPlatform, cluster: LocalCluster, user_key: str) -> bool:
     with cluster.api_client() as api:
-        sale = DemoSale(platform, cluster, api)
-        edge = sale.deploy()
+        sale = DemoSale(cluster, api)
+        sale.apply()
+        sale.follow_until("Ready")
+        ready = sale.sales.wait_status(
+            sale.name,
+            lambda s: bool((s.get("gateway") or {}).get("url") and s["gateway"].get("readyReplicas")),
+            what="the gateway's address in status.gateway.url",
+        )
+        edge = ready["gateway"]["url"]
+        say(f"status.gateway.url = {edge} (the LoadBalancer Service's address: the edge)")
+        for pod in sale.gateway_pods():
+            say(f"gateway pod {pod.metadata.name} on {pod.spec.node_name} at {pod.status.pod_ip}")
+            platform.prometheus.register_target(f"gateway-{pod.metadata.name}", f"{pod.status.pod_ip}:8080")
         sale.show_service_dns()
         show_the_cdn(edge)
-        say(f"status before the flip: {httpx.get(f'{edge}/api/status', timeout=30).json()}")
-        gate.set_open(sale.redis, sale.keys, True)
-
-        def live_status() -> dict[str, Any] | None:
-            status: dict[str, Any] = httpx.get(f"{edge}/api/status", timeout=30).json()
-            return status if status["state"] == "live" else None
-
-        live = wait_for(live_status, timeout=60, what="the sale live at the edge")
-        say(f"flag flipped: {live}")
+        say(f"status before the start: {httpx.get(f'{edge}/api/status', timeout=30).json()}")
+        live = sale.follow_until("Live")
+        starts = sale.manifest["spec"]["schedule"]["startsAt"]
+        say(f"the operator flipped the flag at {live.get('startedAt')} (startsAt {starts})")
+        order_path = wait_for(
+            lambda: httpx.get(f"{edge}/api/status", timeout=30).json().get("orderPath"),
+            timeout=60,
+            what="the order path at the edge",
+        )
         started = time.monotonic()
-        outcome = asyncio.run(crowd(edge, str(live["orderPath"]), sale.user_key))
+        outcome = asyncio.run(crowd(edge, str(order_path), user_key))
         accepted = {rid: user for user, rid in outcome.items() if rid}
         say(
             f"{SHOPPERS} shoppers through the edge in {time.monotonic() - started:.1f}s: "
             f"{len(accepted)} reservations, {SHOPPERS - len(accepted)} sold out"
         )
-
-        def ordered() -> list[tuple[Any, ...]] | None:
-            with psycopg.connect(platform.postgres.url()) as conn:
-                rows = conn.execute(
-                    "SELECT reservation_id, user_id FROM orders WHERE sale_id = %s", (sale.sale_id,)
-                ).fetchall()
-            return rows if len(rows) >= len(accepted) else None
-
-        orders = wait_for(ordered, timeout=180, what="every reservation an order in PostgreSQL")
-        with psycopg.connect(platform.postgres.url()) as conn:
-            ledger = conn.execute(
-                "SELECT remaining FROM stock_ledger WHERE sale_id = %s", (sale.sale_id,)
-            ).fetchone()
-        say(f"consumers wrote {len(orders)} orders; ledger remaining {ledger[0] if ledger else None}")
+        sold_out = sale.sales.wait_status(
+            sale.name,
+            lambda s: s.get("phase") == "SoldOut" and (s.get("stock") or {}).get("ordered") == len(accepted),
+            what="SoldOut with every reservation an order",
+        )
+        say(f"status.stock = {sold_out['stock']}")
+        say("kubectl get fsale:\n" + cluster.kubectl("get", "fsale", "-n", NAMESPACE))
         scraped = wait_for(
             lambda: platform.prometheus.query(
-                f'sum(flashsale_gateway_reservations_total{{sale="{SALE}"}}) >= {len(accepted)}'
+                f'sum(flashsale_gateway_reservations_total{{sale="{sale.name}"}}) >= {len(accepted)}'
             ),
             timeout=90,
             what="Prometheus to scrape the gateways",
         )
         say(f"Prometheus: sum(flashsale_gateway_reservations_total) = {scraped[0]['value'][1]}")
-        remaining = gate.remaining(sale.redis, sale.keys)
+        orders = _orders(platform, sale.uid)
+        with psycopg.connect(platform.postgres.url()) as conn:
+            ledger = conn.execute(
+                "SELECT remaining FROM stock_ledger WHERE sale_id = %s", (sale.uid,)
+            ).fetchone()
+        say(f"PostgreSQL: {len(orders)} orders; ledger remaining {ledger[0] if ledger else None}")
+
+        say(f"kubectl delete fsale {sale.name}")
+        cluster.kubectl("delete", "fsale", sale.name, "-n", NAMESPACE, "--timeout=180s")
+        wait_for(
+            lambda: not sale.gateway_pods() and not sale.core.list_namespaced_service(NAMESPACE).items,
+            timeout=180,
+            what="the sale's children garbage-collected",
+        )
+        keys_left = platform.redis.client().keys(f"fs:{SaleKeys(sale.uid).tag}:*")
+        topic_left = topic_name(sale.uid) in platform.kafka.admin().list_topics(timeout=10).topics
+        kept = len(_orders(platform, sale.uid))
+        say(f"after delete: {len(keys_left)} Redis keys, topic left: {topic_left}, orders kept: {kept}")
 
     checks = {
-        "never oversold": len(orders) <= STOCK and (remaining or 0) >= 0,
-        "sold out exactly": len(accepted) == STOCK and remaining == 0 and ledger == (0,),
+        "never oversold": len(orders) <= sale.stock,
+        "sold out exactly": len(accepted) == sale.stock and ledger == (0,),
         "no reservation ordered twice": len({rid for rid, _ in orders}) == len(orders),
         "every accepted reservation is an order": {str(rid): str(u) for rid, u in orders} == accepted,
+        "nothing left but the orders after delete": not keys_left
+        and not topic_left
+        and len(_orders(platform, sale.uid)) == len(orders),
     }
     for name, ok in checks.items():
         say(f"{'PASS' if ok else 'FAIL'}: {name}")
     return all(checks.values())
+
+
+def _orders(platform: LocalPlatform, sale_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(platform.postgres.url()) as conn:
+        return conn.execute(
+            "SELECT reservation_id, user_id FROM orders WHERE sale_id = %s", (sale_id,)
+        ).fetchall()
 
 
 def main() -> int:
@@ -237,7 +238,10 @@ def main() -> int:
         assert platform.cluster is not None
         say(f"platform up in {time.monotonic() - started:.1f}s")
         say("cluster nodes:\n" + platform.cluster.kubectl("get", "nodes", "-L", "pool"))
-        ok = run_sale(platform, platform.cluster)
+        installed = install_operator(platform.cluster, platform)
+        say("operator installed from manifests/: " + platform.cluster.kubectl(
+            "get", "pods", "-n", "flashsale-system", "-o", "wide").strip())  # fmt: skip
+        ok = run_sale(platform, platform.cluster, installed.user_token_key)
     say("platform stopped, nothing left behind" if not platform.leftover_processes() else "LEFTOVERS!")
     say("sale OK" if ok else "sale FAILED")
     return 0 if ok else 1

@@ -10,14 +10,31 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes
+import yaml
 from kubernetes.client.exceptions import ApiException
 
+from flashsale_dev.paths import REPO_ROOT
 from flashsale_dev.waiting import wait_for
 from flashsale_operator.spec import GROUP, KIND, PLURAL, VERSION
 
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+EXAMPLE = REPO_ROOT / "examples" / "flashsale.yaml"
+
+
+def example_sale(starts_in: float = 60.0, prewarm_seconds: int = 10, lasts: float = 3600.0) -> dict[str, Any]:
+    """examples/flashsale.yaml as it is, but starting `starts_in` seconds from now."""
+    sale: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    starts = datetime.now(UTC) + timedelta(seconds=starts_in)
+    sale["spec"]["schedule"] = {
+        "startsAt": rfc3339(starts),
+        "endsAt": rfc3339(starts + timedelta(seconds=lasts)),
+        "prewarmSeconds": prewarm_seconds,
+    }
+    return sale
 
 
 def sale_spec(

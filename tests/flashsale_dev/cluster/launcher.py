@@ -103,7 +103,8 @@ class LocalCluster:
         return self.apiserver.url
 
     def exports(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.kubeconfig)}
+        # The built kubectl first on PATH, so `kubectl get fsale` is the cluster's own version.
+        return {"KUBECONFIG": str(self.kubeconfig), "PATH": f"{tool_dir('k8s')}:$PATH"}
 
     def prepare(self) -> None:
         """The PKI and every identity's kubeconfig; safe in a worker thread."""

@@ -1,0 +1,82 @@
+"""The platform team's journey, as docs/operator.md tells it: `make up`, apply a FlashSale with the
+built kubectl, buy through `status.gateway.url` with tokens from `flashsale token`, find the orders
+in PostgreSQL, `kubectl delete` it, `make down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from flashsale_dev.paths import REPO_ROOT
+from flashsale_dev.waiting import wait_for
+
+STOCK = 100  # examples/flashsale.yaml's
+SHOPPERS = 120
+
+
+def shell(command: str, env: dict[str, str], stdin: str | None = None) -> str:
+    """One line of the journey, in bash, with `make up`'s exports in the environment."""
+    done = subprocess.run(["bash", "-c", command], cwd=REPO_ROOT, env=env, input=stdin, capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, f"{command}: {done.stderr}"
+    return done.stdout
+
+
+def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
+    state_dir = Path(tempfile.gettempdir()) / f"flashsale-journey-{uuid.uuid4().hex[:8]}"
+    base = {**os.environ, "FLASHSALE_STATE_DIR": str(state_dir)}
+    try:
+        exports = shell("make -s up", base)
+        assert "export FLASHSALE_USER_TOKEN_KEY=" in exports
+        env = dict(base)
+        for line in shell(f"{exports}\nenv -0", base, None).split("\0"):
+            if "=" in line:
+                key, value = line.split("=", 1)
+                env[key] = value
+        assert Path(shell("command -v kubectl", env).strip()).parent.name.startswith("k8s-")  # the built one
+
+        shell(".venv/bin/flashsale-dev example --starts-in 20 | kubectl apply -f -", env)
+
+        def status() -> dict[str, Any]:
+            found: dict[str, Any] = json.loads(shell("kubectl get fsale summer-drop -o json", env))
+            return dict(found.get("status") or {})
+
+        live = wait_for(
+            lambda: status() if status().get("phase") == "Live" else None, timeout=240, what="Live"
+        )
+        url = str(live["gateway"]["url"])
+        users = "\n".join(f"journey-{i}" for i in range(SHOPPERS))
+        tokens = shell(".venv/bin/flashsale token --users-file -", env, users).split()
+        order_path = httpx.get(f"{url}/api/status", timeout=30).json()["orderPath"]
+        answers = [
+            httpx.post(f"{url}{order_path}", headers={"Authorization": f"Bearer {t}"}, timeout=30).status_code
+            for t in tokens
+        ]
+        assert answers.count(202) == STOCK
+        assert set(answers) == {202, 410}
+
+        wait_for(lambda: status().get("phase") == "SoldOut", timeout=120, what="SoldOut")
+        table = shell("kubectl get fsale", env)
+        assert table.split("\n")[1].split()[:4] == ["summer-drop", "SoldOut", str(STOCK), "0"]
+        uid = json.loads(shell("kubectl get fsale summer-drop -o json", env))["metadata"]["uid"]
+
+        def orders() -> int:
+            with psycopg.connect(env["DATABASE_URL"]) as conn:
+                row = conn.execute("SELECT count(*) FROM orders WHERE sale_id = %s", (uid,)).fetchone()
+            return int(row[0]) if row else 0
+
+        wait_for(lambda: orders() == STOCK, timeout=120, what="every reservation an order in PostgreSQL")
+        shell("kubectl delete fsale summer-drop --timeout=180s", env)
+        assert orders() == STOCK
+    finally:
+        subprocess.run(["make", "-s", "down"], cwd=REPO_ROOT, env=base, capture_output=True, timeout=300,
+                       check=False)  # fmt: skip
+    assert not state_dir.exists()
