@@ -17,7 +17,7 @@ from flashsale_dev.operator_install import NAMESPACE, OPERATOR_LABEL
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
 from flashsale_sale import gate
-from flashsale_sale.contract import SaleKeys
+from flashsale_sale.contract import SaleKeys, topic_name
 
 PHASES = ("Scheduled", "Prewarming", "Ready", "Live", "Paused", "SoldOut", "Ended")
 
@@ -68,5 +68,10 @@ def test_restarts_before_the_start_and_while_live_neither_repeat_nor_skip_a_step
     assert sales.status("steady")["startedAt"] == live["startedAt"]
     announced = [reason for reason in sales.event_reasons("steady") if reason in PHASES]
     assert announced == ["Scheduled", "Prewarming", "Ready", "Live"]
-    sales.delete("steady")
-    wait_for(lambda: not sales.exists("steady"), timeout=180, what="deleted")
+
+    # Deleted while live, with the built kubectl: nothing of it is left but its record.
+    cluster.kubectl("delete", "fsale", "steady", "-n", namespace, "--timeout=180s")
+    assert not sales.exists("steady")
+    assert not redis.keys(f"fs:{keys.tag}:*")
+    assert topic_name(uid) not in platform.kafka.admin().list_topics(timeout=10).topics
+    wait_for(lambda: not core.list_namespaced_pod(namespace).items, timeout=180, what="the sale's pods gone")

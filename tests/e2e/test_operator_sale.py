@@ -14,7 +14,8 @@ import kubernetes
 import psycopg
 
 from flashsale_dev.flashsales import FlashSales, sale_spec
-from flashsale_dev.operator_install import InstalledOperator
+from flashsale_dev.operator_install import NAMESPACE as OPERATOR_NAMESPACE
+from flashsale_dev.operator_install import OPERATOR_LABEL, InstalledOperator
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
 from flashsale_sale.contract import SaleKeys, topic_name
@@ -30,6 +31,13 @@ def shop_pods(core: Any) -> dict[str, tuple[str | None, int]]:
         p.metadata.uid: (p.spec.node_name, sum(c.restart_count for c in p.status.container_statuses or []))
         for p in pods
     }
+
+
+def operator_metrics(core: Any) -> str:
+    """The operator pod's Prometheus metrics, from its own address."""
+    pods = core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=OPERATOR_LABEL).items
+    (pod,) = [p for p in pods if p.metadata.deletion_timestamp is None]
+    return httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).text
 
 
 def mint_tokens(users: list[str], key: str) -> list[str]:
@@ -110,6 +118,9 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
                                  "paid": 0, "expired": 0}  # fmt: skip
     reasons = [r for r in sales.event_reasons("drop") if r in PHASES_OF_A_SELL_OUT]
     assert reasons == PHASES_OF_A_SELL_OUT
+    metrics = operator_metrics(core)
+    assert 'flashsale_operator_sales{phase="SoldOut"}' in metrics
+    assert "flashsale_operator_flag_flip_skew_seconds_count" in metrics
 
     # Deleting it closes the sale and removes everything but the orders.
     sales.delete("drop")
