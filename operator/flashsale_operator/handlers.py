@@ -3,6 +3,7 @@
 - startup: settings, the platform's clients, the database schema, the metrics server;
 - create / resume / update: judge the spec (acceptance), apply the children, poke the sale's loop;
 - a daemon per sale: the loop (lifecycle) that prewarms, flips, ends and reports;
+- a second daemon per sale: the consumers' scaling loop (scaling), from Ready until deletion;
 - delete (the finalizer): the teardown.
 """
 
@@ -25,6 +26,7 @@ from flashsale_operator.children import apply_children
 from flashsale_operator.kube import Kube, api_client
 from flashsale_operator.lifecycle import SaleLoop
 from flashsale_operator.runtime import Platform, platform_of, sale_state
+from flashsale_operator.scaling import ConsumerScaler
 from flashsale_operator.spec import RESOURCE
 from flashsale_operator.status import parse_time
 from flashsale_operator.stores import Stores
@@ -120,12 +122,24 @@ async def run_sale(
         sale.daemon_done.set()
 
 
+@kopf.daemon(*RESOURCE, cancellation_timeout=10)
+async def scale_consumers(
+    body: kopf.Body, status: kopf.Status, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    sale = sale_state(memo, body)
+    sale.scaler_done.clear()
+    try:
+        await ConsumerScaler(platform_of(memo), sale, body, dict(status)).run(stopped)
+    finally:
+        sale.scaler_done.set()
+
+
 @kopf.on.delete(*RESOURCE)
 async def delete(body: kopf.Body, memo: kopf.Memo, started: datetime, retry: int, **_: Any) -> None:
     platform, sale = platform_of(memo), sale_state(memo, body)
     if retry == 0:
         kopf.info(body, reason="TearingDown", message="closing the sale, then removing its keys and topic")
-    if not sale.daemon_done.is_set():
-        raise kopf.TemporaryError("waiting for the sale's loop to stop", delay=1)
+    if not (sale.daemon_done.is_set() and sale.scaler_done.is_set()):
+        raise kopf.TemporaryError("waiting for the sale's loops to stop", delay=1)
     await tear_down(platform, sale.ref, started=started)
     metrics.sale_phase(f"{sale.ref.namespace}/{sale.ref.name}", None)

@@ -120,6 +120,18 @@ class Kube:
             return f"http://{host}{suffix}" if host else None
         return f"http://{name}.{namespace}.svc{suffix}"
 
+    def replicas(self, name: str, namespace: str) -> int | None:
+        """The Deployment's wanted replicas (its scale subresource), or None when it does not exist."""
+        try:
+            scale = self.apps.read_namespaced_deployment_scale(
+                name, namespace, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return int(scale.spec.replicas or 0)
+
     def scale(self, name: str, namespace: str, replicas: int) -> None:
         """Through the scale subresource; a Deployment already gone is fine."""
         try:

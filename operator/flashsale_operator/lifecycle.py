@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from flashsale_operator import metrics, status
+from flashsale_operator import killpoints, metrics, status
 from flashsale_operator.conditions import ConditionType, Reason, set_condition
 from flashsale_operator.phases import Decision, Gate, decide
 from flashsale_operator.runtime import Platform, SaleState
@@ -53,6 +53,9 @@ class SaleLoop:
             wake_at = await self.tick()
             now = datetime.now(UTC)
             pause = interval if wake_at is None else min(interval, (wake_at - now).total_seconds())
+            spec = self.sale.accepted
+            if spec is not None and wake_at == spec.starts_at and 0 < pause < 1:
+                self._killpoint("before-start")
             if pause > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.sale.wake.wait(), timeout=pause)
@@ -86,6 +89,7 @@ class SaleLoop:
         flip = await asyncio.to_thread(self.platform.stores.set_open, self.uid, is_open)
         at = datetime.fromtimestamp(flip.at_ms / 1000, UTC)
         if is_open and flip.changed and self.recorded.started_at is None:
+            self._killpoint("flipped")
             skew = (at - spec.starts_at).total_seconds()
             metrics.FLAG_SKEW.observe(max(skew, 0.0))
             log.info("sale %s: flag on at %s (%.1f ms after startsAt)", self.sale.ref.name, at, skew * 1000)
@@ -110,6 +114,7 @@ class SaleLoop:
             kopf.warn(self.body, reason="PrewarmFailed", message=str(error))
             await asyncio.sleep(1.0)  # no hot loop while the record or Redis refuses
             return
+        self._killpoint("prewarmed")
         reason = Reason.REBUILT if built is Built.REBUILT else Reason.PREWARMED
         self._condition(ConditionType.GATE_READY, True, reason, f"gate {built.value}")
         if self.recorded.prewarmed_at is None:
@@ -134,6 +139,8 @@ class SaleLoop:
             kopf.info(self.body, reason=phase.value, message=message)
             log.info("sale %s: %s", self.sale.ref.name, message)
         self.recorded = recorded
+        if recorded.prewarmed_at is not None:
+            self.sale.reached_ready.set()
         metrics.sale_phase(f"{self.sale.ref.namespace}/{self.sale.ref.name}", phase)
         open_now = phase in (Phase.LIVE, Phase.SOLD_OUT)
         reason = {Phase.PAUSED: Reason.PAUSED, Phase.ENDED: Reason.ENDED}.get(phase, Reason.NOT_STARTED)
@@ -166,6 +173,8 @@ class SaleLoop:
             ref = self.sale.ref
             await asyncio.to_thread(self.platform.kube.patch_status, ref.name, ref.namespace, body)
             self.written = body
+            if self.recorded.phase is Phase.LIVE:
+                self._killpoint("live")
         except Exception as error:
             metrics.ERRORS.labels("status").inc()
             log.warning("sale %s: status not written (%s); next tick", self.sale.ref.name, error)
@@ -224,6 +233,9 @@ class SaleLoop:
             self._condition(ConditionType.CHILDREN_READY, False, Reason.APPLY_FAILED, sale.apply_error)
         elif sale.accepted is not None:
             self._condition(ConditionType.CHILDREN_READY, True, Reason.APPLIED, "children applied")
+
+    def _killpoint(self, step: str) -> None:
+        killpoints.reached(step, self.uid, self.platform.stores.redis)
 
     def _condition(self, kind: ConditionType, ok: bool, reason: Reason | str, message: str) -> None:
         now = datetime.now(UTC)

@@ -18,6 +18,17 @@ FLAG_SKEW = Histogram(
 TRANSITIONS = Counter(
     "flashsale_operator_phase_transitions_total", "Phase changes recorded in status, by new phase", ["phase"]
 )
+CONSUMER_LAG = Gauge(
+    "flashsale_operator_consumer_lag", "The sale's consumer group lag (messages)", ["namespace", "sale"]
+)
+CONSUMER_REPLICAS = Gauge(
+    "flashsale_operator_consumer_replicas", "Consumer replicas the scaling loop set", ["namespace", "sale"]
+)
+CONSUMER_DESIRED = Gauge(
+    "flashsale_operator_consumer_desired_replicas", "Consumers the lag asks for, before stabilization",
+    ["namespace", "sale"],
+)  # fmt: skip
+SCALES = Counter("flashsale_operator_scale_changes_total", "Consumer replica changes, by reason", ["reason"])
 SALES = Gauge("flashsale_operator_sales", "FlashSales this operator runs, by phase", ["phase"])
 
 _phases: dict[str, Phase] = {}

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_env import CONFIG_HASH_ANNOTATION, SECRETS_DIR, rfc3339, secret_values
+from flashsale_operator.render_keda import scaled_object
 from flashsale_operator.render_meta import (
     MAX_SALE_NAME_LENGTH,
     SaleRef,
@@ -45,6 +46,7 @@ __all__ = [
     "placement",
     "rfc3339",
     "sale_secret",
+    "scaled_object",
 ]
 
 ORDER_PATH_KEY: Final = "FLASHSALE_ORDER_PATH_KEY"
@@ -70,18 +72,20 @@ def sale_secret(ref: SaleRef, config: OperatorConfig, *, order_path_key: str | N
     }
 
 
-def children(
-    ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig, *, include_consumer_replicas: bool = True
-) -> list[dict[str, Any]]:
+def children(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) -> list[dict[str, Any]]:
     """Every child but the Secret (applied first, on its own terms), in the order to apply them.
 
     The NetworkPolicies come before any pod exists, so no sale pod is ever unprotected; the budget
-    and the Service before the gateways; the consumers before the gateways that feed them.
+    and the Service before the gateways; the consumers (and, with `scaler: keda`, the ScaledObject
+    that scales them) before the gateways that feed them.
     """
+    consumers = [consumer_deployment(ref, spec, config)]
+    if spec.consumers.scaler == "keda":
+        consumers.append(scaled_object(ref, spec, config))
     return [
         *network_policies(ref, config),
         gateway_pdb(ref, spec),
         gateway_service(ref, spec),
-        consumer_deployment(ref, spec, config, include_replicas=include_consumer_replicas),
+        *consumers,
         gateway_deployment(ref, spec, config),
     ]

@@ -170,13 +170,14 @@ def gateway_deployment(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig
     return _deployment(ref, "gateway", spec.gateway.replicas, template)
 
 
-def consumer_deployment(
-    ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig, *, include_replicas: bool = True
-) -> dict[str, Any]:
-    """`include_replicas=False` leaves `spec.replicas` to whoever scales the consumers.
+def consumer_deployment(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) -> dict[str, Any]:
+    """No `spec.replicas`: the count belongs to the scaler (`spec.consumers.scaler`), never to the apply.
 
-    With server-side apply, a field the operator's manager stops sending is removed (and defaults to
-    1) unless another manager owns it: the scaler must have written it through /scale first.
+    builtin: the operator's scaling loop writes it through the Deployment's /scale subresource;
+    keda: the HPA that KEDA's ScaledObject (render_keda) creates. A new Deployment starts at the API
+    server's default of 1 until the scaler sets it. The apply never owns the field, so re-applying
+    on a spec change leaves the scaler's count alone (server-side apply removes only the fields its
+    own manager applied before and no longer sends).
     """
     env = container_env(consumer_settings(ref, spec, config))
     container = _container("consumer", config.consumer_image, env, ("metrics", METRICS_PORT))
@@ -191,8 +192,7 @@ def consumer_deployment(
         isolation=placement(spec.isolation, config),
         grace=CONSUMER_TERMINATION_GRACE,
     )
-    replicas = spec.consumers.replicas if include_replicas else None
-    return _deployment(ref, "consumer", replicas, template)
+    return _deployment(ref, "consumer", None, template)
 
 
 def gateway_service(ref: SaleRef, spec: FlashSaleSpec) -> dict[str, Any]:

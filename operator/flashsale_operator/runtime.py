@@ -36,6 +36,8 @@ class SaleState:
     apply_error: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a change the daemon must see now
     daemon_done: asyncio.Event = field(default_factory=asyncio.Event)
+    reached_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the scaling loop starts here
+    scaler_done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def poke(self) -> None:
         self.wake.set()

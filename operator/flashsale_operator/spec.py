@@ -45,6 +45,8 @@ MAX_PREWARM_SECONDS: Final = 86_400
 MAX_GATEWAY_REPLICAS: Final = 100
 MAX_PARTITIONS: Final = 256
 MAX_CONSUMER_REPLICAS: Final = MAX_PARTITIONS
+MAX_LAG_THRESHOLD: Final = 1_000_000_000
+MAX_STABILIZATION_SECONDS: Final = 3600  # consumers.scaleDownStabilizationSeconds
 MAX_NODE_SELECTOR: Final = 32
 MAX_TOLERATIONS: Final = 32
 MAX_TOLERATION_SECONDS: Final = 31_536_000  # a year
@@ -207,12 +209,29 @@ class Gateway(_Model):
     resources: dict[str, Annotated[dict[str, Quantity], Field(max_length=MAX_RESOURCES)]] | None = None
 
 
+# shared: a topic on the platform's Kafka; dedicated: a single-broker Kafka owned by the sale.
+QueueMode = Literal["shared", "dedicated"]
+# builtin: the operator's own scaling loop; keda: a KEDA ScaledObject (render_keda) drives an HPA.
+Scaler = Literal["builtin", "keda"]
+
+
 class Queue(_Model):
     partitions: Annotated[int, Field(ge=1, le=MAX_PARTITIONS)] = 12
+    mode: QueueMode = "shared"  # immutable once set (the CRD's transition rule, validation.check_change)
 
 
 class Consumers(_Model):
-    replicas: Annotated[int, Field(ge=1, le=MAX_CONSUMER_REPLICAS)] = 1
+    """How the consumer replicas follow the Kafka backlog; the replica count itself is the scaler's."""
+
+    min_replicas: Annotated[int, Field(ge=1, le=MAX_CONSUMER_REPLICAS)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=MAX_CONSUMER_REPLICAS)] | None = None  # None: partitions
+    lag_threshold: Annotated[int, Field(ge=1, le=MAX_LAG_THRESHOLD)] = 1000  # messages per consumer
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=MAX_STABILIZATION_SECONDS)] = 60
+    scaler: Scaler = "builtin"
+
+    def ceiling(self, partitions: int) -> int:
+        """The most consumers ever wanted: maxReplicas (unset, the partitions), never above the partitions."""
+        return min(self.max_replicas or partitions, partitions)
 
 
 class Isolation(_Model):

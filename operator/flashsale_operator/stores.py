@@ -118,8 +118,13 @@ class Stores:
             KAFKA_TIMEOUT_SECONDS
         )
 
-    def lag(self, topic: str, sale_id: str) -> TopicLag:
-        reader = GroupLag(self.config.kafka_bootstrap_servers, topic, consumer_group(sale_id))
+    def lag_reader(self, topic: str, sale_id: str, bootstrap: str | None = None) -> GroupLag:
+        """A reader to keep (its clients keep their connections): the scaling loop asks every second."""
+        return GroupLag(bootstrap or self.config.kafka_bootstrap_servers, topic, consumer_group(sale_id))
+
+    def lag(self, topic: str, sale_id: str, bootstrap: str | None = None) -> TopicLag:
+        """The group's lag as the broker knows it (LagUnknown when it does not answer)."""
+        reader = GroupLag(bootstrap or self.config.kafka_bootstrap_servers, topic, consumer_group(sale_id))
         try:
             return reader.read()
         finally:

@@ -92,7 +92,9 @@ def check_new(spec: dict[str, Any], now: datetime) -> tuple[FlashSaleSpec | None
 
 
 def check_change(old: FlashSaleSpec, new: FlashSaleSpec, *, prewarmed: bool) -> list[Problem]:
-    """What a running sale may not change: its SKU, its stock once the gate holds it, its partitions."""
+    """What a running sale may not change: its SKU, its queue's mode, its stock once the gate holds it,
+    and its partitions, which may only grow.
+    """
     problems = []
     if new.product.sku != old.product.sku:
         problems.append(
@@ -108,6 +110,14 @@ def check_change(old: FlashSaleSpec, new: FlashSaleSpec, *, prewarmed: bool) -> 
                 "spec.stock",
                 "ImmutableField",
                 f"spec.stock cannot change once the sale is prewarmed (it was {old.stock})",
+            )
+        )
+    if new.queue.mode != old.queue.mode:
+        problems.append(
+            Problem(
+                "spec.queue.mode",
+                "ImmutableField",
+                f"spec.queue.mode is immutable (it was {old.queue.mode!r}): a sale's queue cannot move",
             )
         )
     if new.queue.partitions < old.queue.partitions:
@@ -141,12 +151,20 @@ def _between_fields(spec: FlashSaleSpec) -> Iterator[Problem]:
             "LimitAboveStock",
             f"spec.perUserLimit ({spec.per_user_limit}) must not exceed spec.stock ({spec.stock})",
         )
-    if spec.consumers.replicas > spec.queue.partitions:
+    consumers, partitions = spec.consumers, spec.queue.partitions
+    if consumers.max_replicas is not None and consumers.max_replicas < consumers.min_replicas:
         yield Problem(
-            "spec.consumers.replicas",
+            "spec.consumers.maxReplicas",
+            "MaxReplicasBelowMinReplicas",
+            f"spec.consumers.maxReplicas ({consumers.max_replicas}) must not be below "
+            f"spec.consumers.minReplicas ({consumers.min_replicas})",
+        )
+    if consumers.min_replicas > partitions:
+        yield Problem(
+            "spec.consumers.minReplicas",
             "MoreConsumersThanPartitions",
-            f"spec.consumers.replicas ({spec.consumers.replicas}) must not exceed spec.queue.partitions "
-            f"({spec.queue.partitions}): a consumer without a partition idles",
+            f"spec.consumers.minReplicas ({consumers.min_replicas}) must not exceed spec.queue.partitions "
+            f"({partitions}): a consumer without a partition idles",
         )
 
 

@@ -19,8 +19,10 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.launcher import throwaway_cluster
 from flashsale_dev.operator_crd import (
     EXAMPLE,
+    INVALID_CHANGES,
     INVALID_SPECS,
     STARTS_AT,
+    InvalidChange,
     InvalidSpec,
     install_crd,
     minimal_spec,
@@ -110,6 +112,17 @@ def test_a_sales_sku_cannot_change(sales: Any, namespace: str) -> None:
     assert "spec.product.sku is immutable" in message
 
 
+@pytest.mark.parametrize("case", INVALID_CHANGES.values(), ids=list(INVALID_CHANGES))
+def test_an_invalid_change_is_refused_with_the_rules_message(
+    sales: Any, namespace: str, case: InvalidChange
+) -> None:
+    name = create(sales, namespace, minimal_spec())["metadata"]["name"]
+    changed = with_field({}, case.path, case.value)
+    status, message = refusal(lambda: patch(sales, namespace, name, {"spec": changed}))
+    assert status == 422
+    assert case.refusal in message
+
+
 def test_stock_is_fixed_once_prewarmed_and_partitions_never_shrink(sales: Any, namespace: str) -> None:
     name = create(sales, namespace, minimal_spec())["metadata"]["name"]
     patch(sales, namespace, name, {"spec": {"stock": 20, "queue": {"partitions": 24}}})
@@ -133,7 +146,14 @@ STATUS = {
     "endedAt": "2030-07-01T13:00:00Z",
     "stock": {"total": 100, "remaining": 42, "reserved": 8, "ordered": 50, "paid": 47, "expired": 3},
     "gateway": {"url": "http://127.0.0.1:31080", "readyReplicas": 2},
-    "consumers": {"replicas": 1},
+    "consumers": {
+        "replicas": 2,
+        "desiredReplicas": 3,
+        "lag": 2400,
+        "lastScaleTime": "2030-07-01T12:00:03Z",
+        "lastScaleReason": "ScaledUp",
+        "message": "lag 2400 > 2 x 1000: 3 replicas",
+    },
     "flag": {"open": True, "flips": 3, "lastFlipAt": "2030-07-01T12:02:00Z"},
     "conditions": [
         {"type": "AcceptingOrders", "status": "True", "reason": "Opened", "message": "the start flag is on",
@@ -202,7 +222,16 @@ _INVALID_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "gateway.serviceType": st.text(max_size=14).filter(lambda t: t not in _SERVICE_TYPES),
     "gateway.resources": st.fixed_dictionaries({"limits": st.fixed_dictionaries({"cpu": _BAD_QUANTITY})}),
     "queue.partitions": _outside(1, model.MAX_PARTITIONS) | _NOT_INT,
-    "consumers.replicas": st.integers(13, 256) | _outside(1, model.MAX_CONSUMER_REPLICAS),  # 12 partitions
+    "queue.mode": st.text(max_size=10).filter(lambda m: m not in {"shared", "dedicated"}) | _NOT_STR,
+    # 12 partitions: at most 12 consumers at the floor.
+    "consumers.minReplicas": st.integers(13, 256) | _outside(1, model.MAX_CONSUMER_REPLICAS) | _NOT_INT,
+    "consumers.maxReplicas": _outside(1, model.MAX_CONSUMER_REPLICAS) | _NOT_INT,
+    "consumers": st.integers(2, 12).flatmap(
+        lambda low: st.integers(1, low - 1).map(lambda high: {"minReplicas": low, "maxReplicas": high})
+    ),
+    "consumers.lagThreshold": _outside(1, model.MAX_LAG_THRESHOLD) | _NOT_INT,
+    "consumers.scaleDownStabilizationSeconds": _outside(0, model.MAX_STABILIZATION_SECONDS) | _NOT_INT,
+    "consumers.scaler": st.text(max_size=10).filter(lambda s: s not in {"builtin", "keda"}) | _NOT_STR,
     "isolation.nodeSelector": st.dictionaries(
         st.text(min_size=1, max_size=10), _not_matching(model.LABEL_VALUE_PATTERN), min_size=1, max_size=3
     ),

@@ -4,6 +4,8 @@
 that needs the resource installs it without caring who did first. `INVALID_SPECS` is one table
 for both sides: the unit tier checks that `check_spec` reports each case's field and reason, the
 cluster tier that the API server refuses the same spec with a message naming that field.
+`INVALID_CHANGES` is the same for changes to an existing sale (`check_change` on one side, the CRD's
+transition rules on the other).
 """
 
 from __future__ import annotations
@@ -143,9 +145,26 @@ INVALID_SPECS: Final = {
         "InvalidFormat",
     ),
     "partitions above 256": InvalidSpec("queue.partitions", 257, "spec.queue.partitions", "OutOfRange"),
+    "queue mode not supported": InvalidSpec("queue.mode", "other", "spec.queue.mode", "NotSupported"),
     "more consumers than partitions": InvalidSpec(
-        "consumers.replicas", 13, "spec.consumers.replicas", "MoreConsumersThanPartitions"
+        "consumers.minReplicas", 13, "spec.consumers.minReplicas", "MoreConsumersThanPartitions"
     ),
+    "maxReplicas below minReplicas": InvalidSpec(
+        "consumers",
+        {"minReplicas": 4, "maxReplicas": 3},
+        "spec.consumers.maxReplicas",
+        "MaxReplicasBelowMinReplicas",
+    ),
+    "lagThreshold zero": InvalidSpec(
+        "consumers.lagThreshold", 0, "spec.consumers.lagThreshold", "OutOfRange"
+    ),
+    "negative scale-down window": InvalidSpec(
+        "consumers.scaleDownStabilizationSeconds",
+        -1,
+        "spec.consumers.scaleDownStabilizationSeconds",
+        "OutOfRange",
+    ),
+    "scaler not supported": InvalidSpec("consumers.scaler", "hpa", "spec.consumers.scaler", "NotSupported"),
     "node selector value": InvalidSpec(
         "isolation.nodeSelector", {"pool": "-flashsale"}, "spec.isolation.nodeSelector.pool", "InvalidFormat"
     ),
@@ -163,5 +182,30 @@ INVALID_SPECS: Final = {
     ),
     "priority class name": InvalidSpec(
         "isolation.priorityClassName", "Flash_Sale", "spec.isolation.priorityClassName", "InvalidFormat"
+    ),
+}
+
+
+class InvalidChange(NamedTuple):
+    path: str  # the dotted field under spec to change, from minimal_spec()
+    value: Any
+    field: str  # the JSON path check_change names
+    reason: str  # check_change's reason
+    refusal: str  # what the API server's refusal says (the CRD rule's message)
+
+
+INVALID_CHANGES: Final = {
+    "sku changed": InvalidChange(
+        "product.sku", "KETTLE-2", "spec.product.sku", "ImmutableField", "spec.product.sku is immutable"
+    ),
+    "partitions shrunk": InvalidChange(
+        "queue.partitions",
+        6,
+        "spec.queue.partitions",
+        "PartitionsCannotShrink",
+        "spec.queue.partitions cannot shrink",
+    ),
+    "queue mode shared to dedicated": InvalidChange(
+        "queue.mode", "dedicated", "spec.queue.mode", "ImmutableField", "spec.queue.mode is immutable"
     ),
 }

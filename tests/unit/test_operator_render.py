@@ -52,7 +52,7 @@ SPEC: dict[str, Any] = {
     "schedule": {"startsAt": "2030-11-11T19:11:00+08:00", "endsAt": "2030-11-11T12:11:00Z"},
     "paymentTimeoutSeconds": 900,
     "gateway": {"replicas": 3, "admissionRate": 5000, "userRateLimit": {"requests": 3, "perSeconds": 2}},
-    "consumers": {"replicas": 2},
+    "consumers": {"minReplicas": 2, "maxReplicas": 6, "lagThreshold": 500},
 }
 
 
@@ -295,10 +295,19 @@ def test_replicas_and_resources_come_from_the_spec() -> None:
     gateway = gateway_deployment(REF, spec(gateway={"replicas": 5, "resources": resources}), config())
     assert gateway["spec"]["replicas"] == 5
     assert pod_spec(gateway)["containers"][0]["resources"] == resources
-    assert consumer_deployment(REF, spec(), config())["spec"]["replicas"] == 2
-    assert "replicas" not in consumer_deployment(REF, spec(), config(), include_replicas=False)["spec"]
-    scaled_elsewhere = children(REF, spec(), config(), include_consumer_replicas=False)
-    assert "replicas" not in scaled_elsewhere[-2]["spec"]
+
+
+@pytest.mark.parametrize("scaler", ["builtin", "keda"])
+def test_the_consumer_replicas_are_left_to_the_scaler(scaler: str) -> None:
+    sale = spec(consumers={**SPEC["consumers"], "scaler": scaler})
+    assert "replicas" not in consumer_deployment(REF, sale, config())["spec"]
+    rendered = children(REF, sale, config())
+    (consumer,) = [
+        c for c in rendered if c["metadata"]["name"] == "kettle-consumer" and c["kind"] == "Deployment"
+    ]
+    assert "replicas" not in consumer["spec"]
+    scaled_objects = [c for c in rendered if c["kind"] == "ScaledObject"]
+    assert len(scaled_objects) == (1 if scaler == "keda" else 0)  # builtin: the operator's own loop
 
 
 def test_the_service_is_a_load_balancer_unless_the_sale_says_otherwise() -> None:

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from flashsale_dev.operator_crd import (
     EXAMPLE,
+    INVALID_CHANGES,
     INVALID_SPECS,
     STARTS_AT,
+    InvalidChange,
     InvalidSpec,
     minimal_spec,
     spec_schema,
@@ -98,7 +100,11 @@ def test_a_spec_with_only_the_required_fields_is_complete() -> None:
     assert parsed.paused is False
     assert (parsed.gateway.replicas, parsed.gateway.service_type) == (2, "LoadBalancer")
     assert (parsed.gateway.user_rate_limit.requests, parsed.gateway.user_rate_limit.per_seconds) == (5, 1.0)
-    assert (parsed.queue.partitions, parsed.consumers.replicas) == (12, 1)
+    assert (parsed.queue.partitions, parsed.queue.mode) == (12, "shared")
+    consumers = parsed.consumers
+    assert (consumers.min_replicas, consumers.max_replicas, consumers.lag_threshold) == (1, None, 1000)
+    assert (consumers.scale_down_stabilization_seconds, consumers.scaler) == (60, "builtin")
+    assert consumers.ceiling(parsed.queue.partitions) == 12  # unset maxReplicas: the partitions
     # Unset: the gateway's own default, and the platform's default isolation.
     assert parsed.gateway.admission_rate is None
     assert parsed.gateway.resources is None
@@ -159,6 +165,20 @@ def test_creation_checks_include_the_spec_checks() -> None:
     assert [p.reason for p in problems] == ["OutOfRange"]
 
 
+@pytest.mark.parametrize(
+    ("consumers", "partitions", "ceiling"),
+    [({}, 12, 12), ({"maxReplicas": 4}, 12, 4), ({"maxReplicas": 50}, 12, 12), ({"minReplicas": 3}, 3, 3)],
+)
+def test_the_consumer_ceiling_is_max_replicas_but_never_above_the_partitions(
+    consumers: dict[str, int], partitions: int, ceiling: int
+) -> None:
+    spec = with_field(with_field(minimal_spec(), "consumers", consumers), "queue.partitions", partitions)
+    parsed, problems = check_spec(spec)
+    assert problems == []
+    assert parsed is not None
+    assert parsed.consumers.ceiling(parsed.queue.partitions) == ceiling
+
+
 def _changed(path: str, value: Any) -> FlashSaleSpec:
     return parse_spec(with_field(minimal_spec(), path, value))
 
@@ -175,6 +195,9 @@ def _changed(path: str, value: Any) -> FlashSaleSpec:
         ("schedule.endsAt", "2030-11-11T14:00:00Z", True, []),
         ("paused", True, True, []),
         ("product.name", "Tea kettle", True, []),
+        ("queue.mode", "dedicated", False, [("spec.queue.mode", "ImmutableField")]),
+        ("consumers", {"minReplicas": 2, "maxReplicas": 8, "lagThreshold": 10}, True, []),
+        ("consumers.scaler", "keda", True, []),
     ],
 )
 def test_what_a_running_sale_may_and_may_not_change(
@@ -185,6 +208,15 @@ def test_what_a_running_sale_may_and_may_not_change(
     assert all(p.field in p.message for p in problems)
 
 
+@pytest.mark.parametrize("case", INVALID_CHANGES.values(), ids=list(INVALID_CHANGES))
+def test_an_invalid_change_gives_a_problem_naming_its_field(case: InvalidChange) -> None:
+    new = _changed(case.path, case.value)
+    for prewarmed in (False, True):
+        problems = check_change(parse_spec(minimal_spec()), new, prewarmed=prewarmed)
+        assert [(p.field, p.reason) for p in problems] == [(case.field, case.reason)]
+        assert case.field in problems[0].message
+
+
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
@@ -193,8 +225,9 @@ _JSON = st.recursive(
 _PATHS = ["product", "product.sku", "product.price", "product.currency", "product.imageUrl", "stock",
           "perUserLimit", "schedule", "schedule.startsAt", "schedule.endsAt", "paymentTimeoutSeconds",
           "paused", "gateway", "gateway.userRateLimit.perSeconds", "gateway.resources",
-          "gateway.resources.limits", "queue.partitions", "consumers.replicas", "isolation",
-          "isolation.nodeSelector", "isolation.tolerations"]  # fmt: skip
+          "gateway.resources.limits", "queue.partitions", "queue.mode", "consumers", "consumers.minReplicas",
+          "consumers.maxReplicas", "consumers.lagThreshold", "consumers.scaleDownStabilizationSeconds",
+          "consumers.scaler", "isolation", "isolation.nodeSelector", "isolation.tolerations"]  # fmt: skip
 _SPECS = st.one_of(
     st.dictionaries(st.text(max_size=24), _JSON, max_size=8),
     st.builds(lambda path, value: with_field(minimal_spec(), path, value), st.sampled_from(_PATHS), _JSON),
