@@ -22,6 +22,7 @@ class Reason(StrEnum):
     IMMUTABLE_FIELD = "ImmutableField"
     APPLIED = "Applied"
     APPLY_FAILED = "ApplyFailed"
+    WAITING = "Waiting"  # for a child that is starting (a dedicated queue's broker)
     KAFKA_UNAVAILABLE = "KafkaUnavailable"
     PREWARMED = "Prewarmed"
     NOT_PREWARMED = "NotPrewarmed"

@@ -39,6 +39,8 @@ class OperatorConfig(BaseSettings):
 
     gateway_image: str = "flashsale/gateway:0.1.0"
     consumer_image: str = "flashsale/consumer:0.1.0"
+    # A dedicated queue's broker: configured like the official apache/kafka image (docs/operator.md).
+    kafka_image: str = "flashsale/kafka:4.3.1"
     default_node_selector: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_NODE_SELECTOR))
     default_tolerations: list[dict[str, Any]] = Field(default_factory=lambda: list(DEFAULT_TOLERATIONS))
     default_priority_class_name: str = DEFAULT_PRIORITY_CLASS

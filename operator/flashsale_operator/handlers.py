@@ -20,9 +20,9 @@ import kopf
 import prometheus_client
 
 from flashsale_operator import config as operator_config
-from flashsale_operator import metrics
+from flashsale_operator import killpoints, metrics
 from flashsale_operator.acceptance import judge
-from flashsale_operator.children import apply_children
+from flashsale_operator.children import BrokerStarting, apply_children
 from flashsale_operator.kube import Kube, api_client
 from flashsale_operator.lifecycle import SaleLoop
 from flashsale_operator.runtime import Platform, platform_of, sale_state
@@ -73,6 +73,7 @@ def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(*RESOURCE)
 async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
     platform, sale = platform_of(memo), sale_state(memo, body)
+    sale.kill_points = killpoints.armed(body["metadata"].get("annotations") or {})
     stock = status.get("stock") or {}
     # A new sale is judged as of its creation (an operator down across its start must not fail it);
     # a failed one being fixed, as of now.
@@ -100,12 +101,17 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo:
     sale.poke()  # a pause or a new schedule takes effect before the children roll
     try:
         await apply_children(platform, sale.ref, verdict.spec)
+    except BrokerStarting as waiting:  # a wait, said as such (kopf retries it without a stack trace)
+        metrics.RECONCILES.labels("waiting").inc()
+        sale.apply_error, sale.waiting = None, str(waiting)
+        sale.poke()
+        raise
     except Exception as error:
         metrics.RECONCILES.labels("error").inc()
-        sale.apply_error = f"{type(error).__name__}: {error}"
+        sale.apply_error, sale.waiting = f"{type(error).__name__}: {error}", None
         sale.poke()
         raise kopf.TemporaryError(f"children not applied: {sale.apply_error}", delay=5) from error
-    sale.apply_error = None
+    sale.apply_error, sale.waiting = None, None
     metrics.RECONCILES.labels("applied").inc()
     sale.poke()
 
@@ -141,5 +147,6 @@ async def delete(body: kopf.Body, memo: kopf.Memo, started: datetime, retry: int
         kopf.info(body, reason="TearingDown", message="closing the sale, then removing its keys and topic")
     if not (sale.daemon_done.is_set() and sale.scaler_done.is_set()):
         raise kopf.TemporaryError("waiting for the sale's loops to stop", delay=1)
-    await tear_down(platform, sale.ref, started=started)
+    mode = str((body.get("spec") or {}).get("queue", {}).get("mode", "shared"))
+    await tear_down(platform, sale.ref, started=started, mode=mode)
     metrics.sale_phase(f"{sale.ref.namespace}/{sale.ref.name}", None)

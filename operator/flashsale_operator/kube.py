@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import kubernetes
@@ -42,7 +43,8 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(api)
 
     def apply(self, manifest: dict[str, Any]) -> None:
-        """Server-side apply of one child (Deployment, Service, PodDisruptionBudget, NetworkPolicy)."""
+        """Server-side apply of one child (Deployment, StatefulSet, Service, PodDisruptionBudget,
+        NetworkPolicy)."""
         patch = self._appliers()[manifest["kind"]]
         meta = manifest["metadata"]
         patch(
@@ -58,6 +60,7 @@ class Kube:
     def _appliers(self) -> dict[str, Callable[..., Any]]:
         return {
             "Deployment": self.apps.patch_namespaced_deployment,
+            "StatefulSet": self.apps.patch_namespaced_stateful_set,
             "Service": self.core.patch_namespaced_service,
             "PodDisruptionBudget": self.policy.patch_namespaced_pod_disruption_budget,
             "NetworkPolicy": self.networking.patch_namespaced_network_policy,
@@ -89,6 +92,33 @@ class Kube:
             _content_type=MERGE,
             _request_timeout=REQUEST_TIMEOUT,
         )
+
+    def post_event(
+        self, involved: dict[str, Any], name: str, reason: str, message: str, kind: str = "Normal"
+    ) -> bool:
+        """An Event with a name of our choosing: posting the same one twice is a 409, ignored (False)."""
+        now = datetime.now(UTC).isoformat()
+        body = {
+            "metadata": {"name": name, "namespace": involved["namespace"]},
+            "involvedObject": involved,
+            "type": kind,
+            "reason": reason,
+            "message": message[:1024],
+            "action": reason,
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": os.environ.get("POD_NAME", FIELD_MANAGER),
+            "source": {"component": FIELD_MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "eventTime": now,
+        }
+        try:
+            self.core.create_namespaced_event(involved["namespace"], body, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
 
     def ready_replicas(self, name: str, namespace: str) -> int | None:
         """The Deployment's Ready replicas, or None when it does not exist."""

@@ -21,11 +21,11 @@ from typing import Any
 
 import kopf
 
-from flashsale_operator import killpoints, metrics, status
+from flashsale_operator import killpoints, metrics, queue, status
 from flashsale_operator.conditions import ConditionType, Reason, set_condition
 from flashsale_operator.phases import Decision, Gate, decide
 from flashsale_operator.runtime import Platform, SaleState
-from flashsale_operator.spec import FlashSaleSpec, Phase
+from flashsale_operator.spec import GROUP, KIND, VERSION, FlashSaleSpec, Phase
 from flashsale_sale.contract import topic_name
 from flashsale_sale.prewarm import Built, PrewarmRefused, SaleSpec
 
@@ -41,6 +41,16 @@ class SaleLoop:
         self.conditions: list[dict[str, Any]] = list(status_now.get("conditions") or [])
         self.written: dict[str, Any] | None = None
         self.observed = status.Observed()
+        # A phase recorded by an earlier run may not have been announced (a crash in between): its
+        # Event has a name derived from phaseSince, so announcing it again is a no-op if it was.
+        self.announcements: list[tuple[Phase, datetime, str]] = []
+        if self.recorded.phase and self.recorded.phase_since:
+            resumed = (
+                self.recorded.phase,
+                self.recorded.phase_since,
+                f"{self.recorded.phase.value} (resumed)",
+            )
+            self.announcements.append(resumed)
 
     @property
     def uid(self) -> str:
@@ -104,9 +114,14 @@ class SaleLoop:
                 self.body, reason="GateLost", message="the Redis gate is gone: rebuilding from the record"
             )
             await self._report(spec, decision)
+        if self.sale.waiting and not decision.rebuilding:  # no topic yet: nothing to build a gate on
+            self._condition(ConditionType.GATE_READY, False, Reason.NOT_PREWARMED, self.sale.waiting)
+            await asyncio.sleep(1.0)
+            return
+        bootstrap = queue.bootstrap_servers(self.sale.ref, spec, self.platform.config)
         try:
             built = await asyncio.to_thread(
-                self.platform.stores.build_gate, sale, topic_name(self.uid), open_after=reopen
+                self.platform.stores.build_gate, sale, topic_name(self.uid), bootstrap, open_after=reopen
             )
         except (PrewarmRefused, Exception) as error:
             metrics.ERRORS.labels("prewarm").inc()
@@ -116,6 +131,10 @@ class SaleLoop:
             return
         self._killpoint("prewarmed")
         reason = Reason.REBUILT if built is Built.REBUILT else Reason.PREWARMED
+        if built is Built.REBUILT:
+            kopf.info(
+                self.body, reason="GateRebuilt", message="the gate was rebuilt from the record and reopened"
+            )
         self._condition(ConditionType.GATE_READY, True, reason, f"gate {built.value}")
         if self.recorded.prewarmed_at is None:
             self.recorded = replace(self.recorded, prewarmed_at=datetime.now(UTC))
@@ -133,10 +152,10 @@ class SaleLoop:
             recorded = replace(recorded, started_at=now)
         if recorded.phase is not phase:
             before = recorded.phase
-            recorded = replace(recorded, phase=phase)
+            recorded = replace(recorded, phase=phase, phase_since=now)
             metrics.TRANSITIONS.labels(phase.value).inc()
             message = f"{before.value if before else 'new'} -> {phase.value}"
-            kopf.info(self.body, reason=phase.value, message=message)
+            self.announcements.append((phase, now, message))  # posted once the status holds it
             log.info("sale %s: %s", self.sale.ref.name, message)
         self.recorded = recorded
         if recorded.prewarmed_at is not None:
@@ -150,15 +169,18 @@ class SaleLoop:
             Reason.OPENED if open_now else reason,
             f"the start flag is {'on' if open_now else 'off'} ({phase.value})",
         )
-        if recorded.prewarmed_at is not None and phase is not Phase.PREWARMING:
+        gate_ready = next((c for c in self.conditions if c.get("type") == ConditionType.GATE_READY), None)
+        if recorded.prewarmed_at is not None and (gate_ready is None or gate_ready.get("status") != "True"):
             self._condition(ConditionType.GATE_READY, True, Reason.PREWARMED, "the Redis gate is built")
 
     async def _report(self, spec: FlashSaleSpec | None, decision: Decision | None) -> None:
         """Reads the record and the children, then writes the status if anything changed."""
         await self._observe()
         self._spec_conditions()
-        if self.sale.failed:
-            self.recorded = replace(self.recorded, phase=Phase.FAILED)
+        if self.sale.failed and self.recorded.phase is not Phase.FAILED:
+            failed_at = datetime.now(UTC)
+            self.recorded = replace(self.recorded, phase=Phase.FAILED, phase_since=failed_at)
+            self.announcements.append((Phase.FAILED, failed_at, "the spec cannot run: see SpecValid"))
             metrics.sale_phase(f"{self.sale.ref.namespace}/{self.sale.ref.name}", Phase.FAILED)
         body = status.assemble(
             stock=spec.stock if spec else int(self.body["spec"].get("stock", 0) or 0),
@@ -175,9 +197,30 @@ class SaleLoop:
             self.written = body
             if self.recorded.phase is Phase.LIVE:
                 self._killpoint("live")
+            await self._announce()
         except Exception as error:
             metrics.ERRORS.labels("status").inc()
             log.warning("sale %s: status not written (%s); next tick", self.sale.ref.name, error)
+
+    async def _announce(self) -> None:
+        """Each recorded phase's Event, in order, named after the sale, the phase and when it was
+        entered: a phase announced before a crash is not announced again (409), one that was not is."""
+        ref = self.sale.ref
+        involved = {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "name": ref.name,
+                    "namespace": ref.namespace, "uid": ref.uid}  # fmt: skip
+        while self.announcements:
+            phase, since, message = self.announcements[0]
+            name = f"{ref.name}.{phase.value.lower()}.{int(since.timestamp() * 1000)}"
+            kind = "Warning" if phase is Phase.FAILED else "Normal"
+            try:
+                await asyncio.to_thread(
+                    self.platform.kube.post_event, involved, name, phase.value, message, kind
+                )
+            except Exception as error:
+                metrics.ERRORS.labels("event").inc()
+                log.warning("sale %s: phase Event not posted (%s); next tick", ref.name, error)
+                return
+            self.announcements.pop(0)
 
     async def _observe(self) -> None:
         stores, kube, ref = self.platform.stores, self.platform.kube, self.sale.ref
@@ -231,11 +274,13 @@ class SaleLoop:
             self._condition(ConditionType.SPEC_VALID, True, Reason.VALID, "the spec is valid")
         if sale.apply_error:
             self._condition(ConditionType.CHILDREN_READY, False, Reason.APPLY_FAILED, sale.apply_error)
+        elif sale.waiting and sale.accepted is not None:
+            self._condition(ConditionType.CHILDREN_READY, False, Reason.WAITING, sale.waiting)
         elif sale.accepted is not None:
             self._condition(ConditionType.CHILDREN_READY, True, Reason.APPLIED, "children applied")
 
     def _killpoint(self, step: str) -> None:
-        killpoints.reached(step, self.uid, self.platform.stores.redis)
+        killpoints.reached(step, self.sale.kill_points, self.uid, self.platform.stores.redis)
 
     def _condition(self, kind: ConditionType, ok: bool, reason: Reason | str, message: str) -> None:
         now = datetime.now(UTC)

@@ -27,6 +27,7 @@ class Recorded:
     prewarmed_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    phase_since: datetime | None = None  # when `phase` was entered: names its Event
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_env import CONFIG_HASH_ANNOTATION, SECRETS_DIR, rfc3339, secret_values
+from flashsale_operator.render_kafka import broker_children
 from flashsale_operator.render_keda import scaled_object
 from flashsale_operator.render_meta import (
     MAX_SALE_NAME_LENGTH,
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_SALE_NAME_LENGTH",
     "SECRETS_DIR",
     "SaleRef",
+    "broker_children",
     "children",
     "consumer_deployment",
     "gateway_deployment",
@@ -75,15 +77,18 @@ def sale_secret(ref: SaleRef, config: OperatorConfig, *, order_path_key: str | N
 def children(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) -> list[dict[str, Any]]:
     """Every child but the Secret (applied first, on its own terms), in the order to apply them.
 
-    The NetworkPolicies come before any pod exists, so no sale pod is ever unprotected; the budget
-    and the Service before the gateways; the consumers (and, with `scaler: keda`, the ScaledObject
-    that scales them) before the gateways that feed them.
+    The NetworkPolicies come before any pod exists, so no sale pod is ever unprotected; then, with a
+    dedicated queue, the broker's headless Service and StatefulSet (the operator waits for the broker
+    and creates the topic before it applies the rest); the budget and the Service before the
+    gateways; the consumers (and, with `scaler: keda`, the ScaledObject that scales them) before the
+    gateways that feed them.
     """
     consumers = [consumer_deployment(ref, spec, config)]
     if spec.consumers.scaler == "keda":
         consumers.append(scaled_object(ref, spec, config))
     return [
-        *network_policies(ref, config),
+        *network_policies(ref, config, spec.queue.mode),
+        *broker_children(ref, spec, config),
         gateway_pdb(ref, spec),
         gateway_service(ref, spec),
         *consumers,

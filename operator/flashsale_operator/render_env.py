@@ -14,6 +14,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_meta import SaleRef
 from flashsale_operator.spec import FlashSaleSpec
@@ -50,7 +51,7 @@ def sale_settings(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) -> 
         "FLASHSALE_ENDS_AT": rfc3339(spec.ends_at),
         "FLASHSALE_PAYMENT_TIMEOUT_SECONDS": str(spec.payment_timeout_seconds),
         "FLASHSALE_REDIS_URL": config.redis_url,
-        "FLASHSALE_KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap_servers,
+        "FLASHSALE_KAFKA_BOOTSTRAP_SERVERS": queue.bootstrap_servers(ref, spec, config),
         # Explicit though it is the default: the operator creates exactly this topic.
         "FLASHSALE_KAFKA_TOPIC": topic_name(ref.uid),
     }

@@ -7,6 +7,12 @@
 - `<sale>-allow-consumer`: ingress only on the metrics port (Prometheus scrapes it; its address is the
   platform's, not known here); egress to DNS, Redis, Kafka and PostgreSQL.
 
+- `<sale>-allow-kafka`, only with a dedicated queue (render_kafka): the broker takes 9092 from the
+  sale's gateways and consumers and from the operator's namespace (the operator creates the topic and
+  reads the lag), 9093 (its controller) from itself only; its egress is DNS and itself. The gateways
+  and consumers then reach that broker (pods selected by its labels, port 9092) and not the
+  platform's Kafka.
+
 DNS: port 53 (UDP and TCP) to pods of `kube-system` only. "Any address on 53" would let a pod talk to
 any server on the internet that listens on port 53, a ready-made way out; the cluster's resolver
 lives in kube-system on every common distribution (a node-local DNS cache on a link-local address
@@ -22,13 +28,16 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_env import GATEWAY_PORT, METRICS_PORT
 from flashsale_operator.render_meta import SaleRef, child_name, metadata, sale_pods, selector
+from flashsale_operator.spec import QueueMode
 
 REDIS_PORT: Final = 6379
 KAFKA_PORT: Final = 9092
@@ -84,12 +93,35 @@ def egress_rule(endpoint: Endpoint) -> dict[str, Any]:
     return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}], **rule}
 
 
-def _egress(endpoints: list[Endpoint]) -> list[dict[str, Any]]:
+def _egress(endpoints: list[Endpoint], extra: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = [copy.deepcopy(DNS_RULE)]
-    for rule in map(egress_rule, endpoints):
+    for rule in [*map(egress_rule, endpoints), *extra]:
         if rule not in rules:  # the same middleware named twice
             rules.append(rule)
     return rules
+
+
+def _pods(ref: SaleRef, component: str) -> dict[str, Any]:
+    return {"podSelector": {"matchLabels": selector(ref, component)}}
+
+
+def _tcp(*ports: int) -> list[dict[str, Any]]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def dedicated_broker_rule(ref: SaleRef) -> dict[str, Any]:
+    """Egress to the sale's own broker pod (its labels, not an address: the pod's address changes)."""
+    return {"to": [_pods(ref, "kafka")], "ports": _tcp(queue.BROKER_PORT)}
+
+
+def broker_policy(ref: SaleRef, config: OperatorConfig) -> dict[str, Any]:
+    operator = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": config.namespace}}}
+    ingress = [
+        {"from": [_pods(ref, "gateway"), _pods(ref, "consumer"), operator], "ports": _tcp(queue.BROKER_PORT)},
+        {"from": [_pods(ref, "kafka")], "ports": _tcp(queue.CONTROLLER_PORT)},
+    ]
+    itself = {"to": [_pods(ref, "kafka")], "ports": _tcp(queue.BROKER_PORT, queue.CONTROLLER_PORT)}
+    return _policy(ref, "allow-kafka", selector(ref, "kafka"), ingress, [copy.deepcopy(DNS_RULE), itself])
 
 
 def _policy(
@@ -110,20 +142,31 @@ def _ingress_on(port: int) -> list[dict[str, Any]]:
     return [{"ports": [{"protocol": "TCP", "port": port}]}]  # no `from`: any source, this port only
 
 
-def network_policies(ref: SaleRef, config: OperatorConfig) -> list[dict[str, Any]]:
+def network_policies(
+    ref: SaleRef, config: OperatorConfig, mode: QueueMode = "shared"
+) -> list[dict[str, Any]]:
+    dedicated = mode == "dedicated"
     redis = redis_endpoints(config.redis_url)
-    kafka = kafka_endpoints(config.kafka_bootstrap_servers)
+    kafka = [] if dedicated else kafka_endpoints(config.kafka_bootstrap_servers)
+    broker = [dedicated_broker_rule(ref)] if dedicated else []
     postgres = postgres_endpoints(config.database_url.get_secret_value())
-    return [
+    policies = [
         _policy(ref, "default-deny", sale_pods(ref), [], []),
         _policy(
-            ref, "allow-gateway", selector(ref, "gateway"), _ingress_on(GATEWAY_PORT), _egress(redis + kafka)
+            ref,
+            "allow-gateway",
+            selector(ref, "gateway"),
+            _ingress_on(GATEWAY_PORT),
+            _egress(redis + kafka, broker),
         ),
         _policy(
             ref,
             "allow-consumer",
             selector(ref, "consumer"),
             _ingress_on(METRICS_PORT),
-            _egress(redis + kafka + postgres),
+            _egress(redis + kafka + postgres, broker),
         ),
     ]
+    if dedicated:
+        policies.append(broker_policy(ref, config))
+    return policies

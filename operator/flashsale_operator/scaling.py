@@ -107,7 +107,7 @@ class ConsumerScaler:
         decision = decide(current, lag.total, self.history, policy, watched_seconds=now - self.started)
         if decision.changes(current):
             await asyncio.to_thread(kube.scale, self.deployment, ref.namespace, decision.replicas)
-            killpoints.reached("scaled", ref.uid, stores.redis)
+            killpoints.reached("scaled", self.sale.kill_points, ref.uid, stores.redis)
             self._announce(current, decision)
         metrics.CONSUMER_LAG.labels(ref.namespace, ref.name).set(lag.total)
         metrics.CONSUMER_REPLICAS.labels(ref.namespace, ref.name).set(decision.replicas)

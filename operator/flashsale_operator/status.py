@@ -57,6 +57,7 @@ def recorded_from(status: dict[str, Any]) -> Recorded:
         prewarmed_at=parse_time(status.get("prewarmedAt")),
         started_at=parse_time(status.get("startedAt")),
         ended_at=parse_time(status.get("endedAt")),
+        phase_since=parse_time(status.get("phaseSince")),
     )
 
 
@@ -75,6 +76,7 @@ def assemble(
         "prewarmedAt": rfc3339(recorded.prewarmed_at),
         "startedAt": rfc3339(recorded.started_at),
         "endedAt": rfc3339(recorded.ended_at),
+        "phaseSince": rfc3339(recorded.phase_since),
         "stock": {
             "total": stock,
             "remaining": observed.remaining,

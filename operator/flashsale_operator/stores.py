@@ -2,13 +2,16 @@
 
 Synchronous clients, called from a thread pool (`asyncio.to_thread`) so the event loop that flips
 flags on the second is never blocked. One Redis pool for every sale; one database connection per
-call (a handful per second at most); one Kafka admin client.
+call (a handful per second at most); one Kafka admin client per bootstrap (the platform's Kafka, and
+each dedicated queue's broker, forgotten when its sale is torn down).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,15 +30,31 @@ from flashsale_sale.prewarm import Built, SaleSpec, prewarm_sale, retire_sale
 log = logging.getLogger(__name__)
 
 KAFKA_TIMEOUT_SECONDS = 10.0
+BROKER_PROBE_SECONDS = 2.0
 
 
 class Stores:
     def __init__(self, config: OperatorConfig) -> None:
         self.config = config
         self.redis = redis.Redis.from_url(config.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        self._admin = AdminClient(
-            {"bootstrap.servers": config.kafka_bootstrap_servers, "client.id": "flashsale-operator"}
-        )
+        self._admins: dict[str, AdminClient] = {}
+        self._admins_lock = threading.Lock()
+        self._admin(config.kafka_bootstrap_servers)
+
+    def _admin(self, bootstrap: str) -> AdminClient:
+        with self._admins_lock:
+            admin = self._admins.get(bootstrap)
+            if admin is None:
+                admin = AdminClient({"bootstrap.servers": bootstrap, "client.id": "flashsale-operator"})
+                self._admins[bootstrap] = admin
+            return admin
+
+    def forget(self, bootstrap: str) -> None:
+        """Drops the admin client of a broker that is going away (a dedicated queue's, at teardown)."""
+        if bootstrap == self.config.kafka_bootstrap_servers:
+            return
+        with self._admins_lock:
+            self._admins.pop(bootstrap, None)
 
     def close(self) -> None:
         self.redis.close()
@@ -68,9 +87,9 @@ class Stores:
         """Reservations the gate accepted that are not orders yet."""
         return int(self.redis.hlen(SaleKeys(sale_id).pending))
 
-    def build_gate(self, sale: SaleSpec, topic: str, *, open_after: bool) -> Built:
+    def build_gate(self, sale: SaleSpec, topic: str, bootstrap: str, *, open_after: bool) -> Built:
         """The first build, or the rebuild after Redis lost the gate (waits for the topic to drain)."""
-        lag = GroupLag(self.config.kafka_bootstrap_servers, topic, consumer_group(sale.sale_id))
+        lag = GroupLag(bootstrap, topic, consumer_group(sale.sale_id))
         try:
             with self.database() as conn:
                 return prewarm_sale(self.redis, conn, lag, sale, open_after=open_after)
@@ -92,39 +111,63 @@ class Stores:
 
     # -- the queue -------------------------------------------------------------------------------
 
-    def ensure_topic(self, topic: str, partitions: int) -> None:
+    def broker_waiting(self, bootstrap: str) -> str | None:
+        """None once a broker of `bootstrap` answers a metadata request, else what it is waiting for.
+
+        A plain TCP connection first: no Kafka client is made (nor logs its retries) for a broker
+        whose name does not resolve yet or whose port is still closed.
+        """
+        host, _, port = bootstrap.split(",", maxsplit=1)[0].rpartition("://")[2].rpartition(":")
+        try:
+            with socket.create_connection((host, int(port)), timeout=BROKER_PROBE_SECONDS):
+                pass
+        except OSError as error:
+            return f"{host}:{port} does not answer yet ({error.strerror or error})"
+        try:
+            metadata = self._admin(bootstrap).list_topics(timeout=BROKER_PROBE_SECONDS)
+        except KafkaException as error:
+            return f"{host}:{port} accepts connections but no metadata yet ({error})"
+        return None if metadata.brokers else f"{host}:{port} names no broker yet"
+
+    def ensure_topic(self, topic: str, partitions: int, bootstrap: str) -> None:
         """Creates the sale's topic, or grows it to `partitions` (Kafka never shrinks one)."""
-        metadata = self._admin.list_topics(topic=topic, timeout=KAFKA_TIMEOUT_SECONDS)
+        admin = self._admin(bootstrap)
+        metadata = admin.list_topics(topic=topic, timeout=KAFKA_TIMEOUT_SECONDS)
         existing = metadata.topics.get(topic)
         if existing is not None and existing.error is None:
             if len(existing.partitions) < partitions:
-                futures = self._admin.create_partitions([NewPartitions(topic, partitions)])
+                futures = admin.create_partitions([NewPartitions(topic, partitions)])
                 futures[topic].result(KAFKA_TIMEOUT_SECONDS)
             return
-        new = NewTopic(topic, partitions, self.config.kafka_replication_factor)
+        # A dedicated broker is one node: replication 1 whatever the platform's Kafka uses.
+        factor = (
+            self.config.kafka_replication_factor if bootstrap == self.config.kafka_bootstrap_servers else 1
+        )
+        new = NewTopic(topic, partitions, factor)
         try:
-            self._admin.create_topics([new], operation_timeout=KAFKA_TIMEOUT_SECONDS)[topic].result(
+            admin.create_topics([new], operation_timeout=KAFKA_TIMEOUT_SECONDS)[topic].result(
                 KAFKA_TIMEOUT_SECONDS
             )
         except KafkaException as error:
             if "TOPIC_ALREADY_EXISTS" not in str(error):
                 raise
 
-    def delete_topic(self, topic: str) -> None:
-        metadata = self._admin.list_topics(timeout=KAFKA_TIMEOUT_SECONDS)
+    def delete_topic(self, topic: str, bootstrap: str) -> None:
+        admin = self._admin(bootstrap)
+        metadata = admin.list_topics(timeout=KAFKA_TIMEOUT_SECONDS)
         if topic not in metadata.topics:
             return
-        self._admin.delete_topics([topic], operation_timeout=KAFKA_TIMEOUT_SECONDS)[topic].result(
+        admin.delete_topics([topic], operation_timeout=KAFKA_TIMEOUT_SECONDS)[topic].result(
             KAFKA_TIMEOUT_SECONDS
         )
 
-    def lag_reader(self, topic: str, sale_id: str, bootstrap: str | None = None) -> GroupLag:
+    def lag_reader(self, topic: str, sale_id: str, bootstrap: str) -> GroupLag:
         """A reader to keep (its clients keep their connections): the scaling loop asks every second."""
-        return GroupLag(bootstrap or self.config.kafka_bootstrap_servers, topic, consumer_group(sale_id))
+        return GroupLag(bootstrap, topic, consumer_group(sale_id))
 
-    def lag(self, topic: str, sale_id: str, bootstrap: str | None = None) -> TopicLag:
+    def lag(self, topic: str, sale_id: str, bootstrap: str) -> TopicLag:
         """The group's lag as the broker knows it (LagUnknown when it does not answer)."""
-        reader = GroupLag(bootstrap or self.config.kafka_bootstrap_servers, topic, consumer_group(sale_id))
+        reader = GroupLag(bootstrap, topic, consumer_group(sale_id))
         try:
             return reader.read()
         finally:

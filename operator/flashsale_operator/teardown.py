@@ -10,6 +10,10 @@ Run from the finalizer, step by step; each step is idempotent and a step that mu
 5. the sale retired in the record (its gate is never rebuilt) and its Redis keys removed;
 6. its Kafka topic deleted.
 The children then go by garbage collection (owner references); orders stay in PostgreSQL.
+
+A dedicated queue (`spec.queue.mode: dedicated`) is drained from the sale's own broker; its topic is
+deleted there too unless the broker is already gone (the broker, its Service and its claim go by
+garbage collection and the StatefulSet's claim retention policy: the data goes with the sale).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import UTC, datetime
 
 import kopf
 
+from flashsale_operator import queue
 from flashsale_operator.render import SaleRef
 from flashsale_operator.runtime import Platform
 from flashsale_sale.contract import topic_name
@@ -34,14 +39,20 @@ def component_selector(ref: SaleRef, component: str) -> str:
     return f"app.kubernetes.io/instance={ref.name},app.kubernetes.io/component={component}"
 
 
-async def tear_down(platform: Platform, ref: SaleRef, *, started: datetime) -> None:
+async def tear_down(platform: Platform, ref: SaleRef, *, started: datetime, mode: str = "shared") -> None:
     stores = platform.stores
+    bootstrap = queue.bootstrap_for(ref, mode, platform.config)
+    dedicated = mode == "dedicated"
     await asyncio.to_thread(stores.set_open, ref.uid, False)
     await _stop(platform, ref, "gateway")
-    await _drain(platform, ref, started)
+    await _drain(platform, ref, started, bootstrap, dedicated=dedicated)
     await _stop(platform, ref, "consumer")
     await asyncio.to_thread(stores.retire, ref.uid)
-    await asyncio.to_thread(stores.delete_topic, topic_name(ref.uid))
+    if dedicated and await asyncio.to_thread(stores.broker_waiting, bootstrap) is not None:
+        log.info("sale %s/%s: its broker is gone, and its topic with it", ref.namespace, ref.name)
+    else:
+        await asyncio.to_thread(stores.delete_topic, topic_name(ref.uid), bootstrap)
+    stores.forget(bootstrap)
     log.info("sale %s/%s: torn down", ref.namespace, ref.name)
 
 
@@ -53,10 +64,15 @@ async def _stop(platform: Platform, ref: SaleRef, component: str) -> None:
         raise kopf.TemporaryError(f"waiting for {left} {component} pod(s) to be gone", delay=POLL_SECONDS)
 
 
-async def _drain(platform: Platform, ref: SaleRef, started: datetime) -> None:
+async def _drain(
+    platform: Platform, ref: SaleRef, started: datetime, bootstrap: str, *, dedicated: bool
+) -> None:
     try:
-        lag = await asyncio.to_thread(platform.stores.lag, topic_name(ref.uid), ref.uid)
+        lag = await asyncio.to_thread(platform.stores.lag, topic_name(ref.uid), ref.uid, bootstrap)
     except Exception as error:
+        if dedicated and await asyncio.to_thread(platform.stores.broker_waiting, bootstrap) is not None:
+            log.warning("sale %s: its broker is gone; nothing left to drain", ref.name)
+            return
         raise kopf.TemporaryError(f"consumer lag unknown ({error})", delay=POLL_SECONDS * 5) from error
     if lag.total == 0:
         return

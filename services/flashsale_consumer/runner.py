@@ -39,7 +39,7 @@ from flashsale_consumer.store import (
     WriteResult,
 )
 from flashsale_sale.contract import ReservationMessage, SaleKeys
-from flashsale_sale.settings import ConsumerSettings
+from flashsale_sale.settings import MAX_PER_USER_LIMIT, ConsumerSettings
 
 log = logging.getLogger("flashsale.consumer")
 
@@ -167,7 +167,10 @@ class _Loop:
         """One batch: False only if it was abandoned (stop requested while the database is away)."""
         sale = self._settings.sale_name
         started = time.perf_counter()
-        batch = decode_batch(messages, self._settings.sale_id, self._settings.per_user_limit)
+        # The gateway enforced the limit in force when it reserved; while a change of the limit rolls
+        # out, gateways and consumers of both limits run side by side, so only the hard bound makes a
+        # message poison (a lower limit here would drop orders a newer gateway rightly accepted).
+        batch = decode_batch(messages, self._settings.sale_id, MAX_PER_USER_LIMIT)
         for poison in batch.poison:
             log.warning(
                 "skipping poison message %s[%d]@%d: %s",

@@ -83,12 +83,15 @@ def schema_version(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     return int(str(row[0])) if row else 0
 
 
-# The sale's row and its ledger, created once with the initial stock (later calls change nothing).
+# The sale's row and its ledger, created once with the initial stock. Later calls change only the
+# per-user limit, to the highest ever in force (a live sale's limit may be raised: the orders taken
+# under it are legitimate). The stock is the prewarm's to adopt (ADOPT_STOCK), before the gate exists.
 ENSURE_SALE: Final = """
 WITH sale AS (
     INSERT INTO sales (sale_id, sale_name, initial_stock, per_user_limit)
     VALUES (%(sale)s, %(name)s, %(stock)s, %(limit)s)
-    ON CONFLICT (sale_id) DO NOTHING
+    ON CONFLICT (sale_id)
+    DO UPDATE SET per_user_limit = GREATEST(sales.per_user_limit, EXCLUDED.per_user_limit)
 )
 INSERT INTO stock_ledger (sale_id, remaining) VALUES (%(sale)s, %(stock)s)
 ON CONFLICT (sale_id) DO NOTHING
@@ -185,6 +188,12 @@ SELECT reservation_id FROM orders WHERE sale_id = %(sale)s AND reservation_id = 
 # (state, orders, units) of the sale's orders.
 ORDERS_BY_STATE: Final = """
 SELECT state, count(*), coalesce(sum(quantity), 0) FROM orders WHERE sale_id = %(sale)s GROUP BY state
+"""
+
+# Before the first build of the gate (no order, no message ever): the spec's stock becomes the record's.
+ADOPT_STOCK: Final = """
+WITH sale AS (UPDATE sales SET initial_stock = %(stock)s WHERE sale_id = %(sale)s)
+UPDATE stock_ledger SET remaining = %(stock)s WHERE sale_id = %(sale)s
 """
 
 # The sale's row and ledger: initial stock, per-user limit, retired or not, the ledger's remaining.

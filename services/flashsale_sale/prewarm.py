@@ -118,13 +118,17 @@ def _build(
     sleep: Callable[[float], None],
 ) -> Built:
     keys = SaleKeys(spec.sale_id)
-    initial = _ensure_sale(conn, spec)
+    _ensure_sale(conn, spec)
     if gate.remaining(client, keys) is not None:
         return Built.ALREADY
     orders = conn.execute(db.ORDERS_BY_STATE, {"sale": spec.sale_id}).fetchall()
     conn.commit()
     if not orders and lag.read().messages_ever == 0:
-        return Built.FIRST if gate.prewarm(client, keys, initial) else Built.ALREADY
+        # Nothing was ever sold: the spec's stock (which may have changed since the record was made)
+        # is the sale's until the gate holds it.
+        with conn.transaction():
+            conn.execute(db.ADOPT_STOCK, {"sale": spec.sale_id, "stock": spec.stock})
+        return Built.FIRST if gate.prewarm(client, keys, spec.stock) else Built.ALREADY
     log.warning("sale %s: the gate is missing; rebuilding it from the record", spec.sale_id)
     sleep(settle_seconds)  # reservations accepted before the loss finish their publish (or fail)
     _wait_for_drain(lag, drain_timeout, sleep)
@@ -149,8 +153,10 @@ def _ensure_sale(conn: psycopg.Connection[Any], spec: SaleSpec) -> int:
     initial, _, retired, _ = row
     if retired:
         raise PrewarmRefused(f"sale {spec.sale_id} is retired: its gate is never built again")
-    if int(initial) != spec.stock:
-        log.warning("sale %s: the record's initial stock %s wins over %d", spec.sale_id, initial, spec.stock)
+    if int(initial) != spec.stock:  # the first build adopts the spec's stock; a rebuild keeps the record's
+        log.info(
+            "sale %s: the record's initial stock is %s, the spec's %d", spec.sale_id, initial, spec.stock
+        )
     return int(initial)
 
 

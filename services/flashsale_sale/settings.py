@@ -23,6 +23,8 @@ from flashsale_sale.contract import consumer_group, topic_name
 ENV_PREFIX: Final = "FLASHSALE_"
 SECRETS_DIR_ENV: Final = "FLASHSALE_SECRETS_DIR"
 
+MAX_PER_USER_LIMIT: Final = 1000  # the hard bound; a sale's own limit may change while it runs
+
 SaleId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")]
 Key = Annotated[SecretStr, Field(min_length=16)]
 
@@ -35,7 +37,7 @@ class SaleSettings(BaseSettings):
     sale_name: Annotated[str, Field(min_length=1, max_length=253)]
     sale_id: SaleId  # the FlashSale's uid: unique per namespace and name, and across re-creations
     stock: Annotated[int, Field(ge=1, le=10_000_000)]
-    per_user_limit: Annotated[int, Field(ge=1, le=1000)] = 1
+    per_user_limit: Annotated[int, Field(ge=1, le=MAX_PER_USER_LIMIT)] = 1
     starts_at: datetime
     ends_at: datetime
     # At least 1 s so tests can race payments against expiry; a real sale gives minutes.

@@ -13,34 +13,13 @@ import pytest
 
 from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.flashsales import FlashSales, sale_spec
-from flashsale_dev.operator_install import NAMESPACE, OPERATOR_LABEL
+from flashsale_dev.operator_install import restart_operator
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
 from flashsale_sale import gate
 from flashsale_sale.contract import SaleKeys, topic_name
 
 PHASES = ("Scheduled", "Prewarming", "Ready", "Live", "Paused", "SoldOut", "Ended")
-
-
-def operator_pods(core: kubernetes.client.CoreV1Api) -> list[str]:
-    pods = core.list_namespaced_pod(NAMESPACE, label_selector=OPERATOR_LABEL).items
-    return [p.metadata.name for p in pods if p.metadata.deletion_timestamp is None]
-
-
-def restart_operator(cluster: LocalCluster, core: kubernetes.client.CoreV1Api) -> None:
-    """Deletes the operator's pod and waits for its replacement to be Ready."""
-    (old,) = operator_pods(core)
-    cluster.kubectl("delete", "pod", old, "-n", NAMESPACE, "--wait=true", "--timeout=120s")
-
-    def replacement_ready() -> bool:
-        pods = core.list_namespaced_pod(NAMESPACE, label_selector=OPERATOR_LABEL).items
-        return any(
-            p.metadata.name != old
-            and any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-            for p in pods
-        )
-
-    wait_for(replacement_ready, timeout=180, what="a new operator pod Ready")
 
 
 @pytest.mark.usefixtures("flashsale_operator")
@@ -55,10 +34,10 @@ def test_restarts_before_the_start_and_while_live_neither_repeat_nor_skip_a_step
 
     sales.wait_phase("steady", "Ready", timeout=120)
     redis.decr(keys.stock)  # a unit sold "before" the restart: a reset would put it back
-    restart_operator(cluster, core)
+    restart_operator(cluster)
     live = sales.wait_phase("steady", "Live", timeout=180)
 
-    restart_operator(cluster, core)
+    restart_operator(cluster)
     # The new operator has seen the sale: its status is written again under the new pod's watch.
     sales.wait_status("steady", lambda s: s.get("phase") == "Live" and s["stock"]["remaining"] == 49,
                       what="Live with the unit still sold")  # fmt: skip

@@ -14,9 +14,9 @@ import kubernetes
 import psycopg
 
 from flashsale_dev.flashsales import FlashSales, sale_spec
-from flashsale_dev.operator_install import NAMESPACE as OPERATOR_NAMESPACE
-from flashsale_dev.operator_install import OPERATOR_LABEL, InstalledOperator
+from flashsale_dev.operator_install import InstalledOperator, operator_metrics
 from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.shoppers import buy_with_tokens
 from flashsale_dev.waiting import wait_for
 from flashsale_sale.contract import SaleKeys, topic_name
 
@@ -33,13 +33,6 @@ def shop_pods(core: Any) -> dict[str, tuple[str | None, int]]:
     }
 
 
-def operator_metrics(core: Any) -> str:
-    """The operator pod's Prometheus metrics, from its own address."""
-    pods = core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=OPERATOR_LABEL).items
-    (pod,) = [p for p in pods if p.metadata.deletion_timestamp is None]
-    return httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).text
-
-
 def mint_tokens(users: list[str], key: str) -> list[str]:
     """Tokens from the `flashsale token` console script, as the shop's login service would issue them."""
     done = subprocess.run(
@@ -52,20 +45,6 @@ def mint_tokens(users: list[str], key: str) -> list[str]:
         timeout=60,
     )
     return done.stdout.split()
-
-
-async def buy_all(url: str, order_path: str, tokens: list[str]) -> list[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-
-        async def shopper(token: str) -> int:
-            for _ in range(100):
-                answer = await client.post(order_path, headers={"Authorization": f"Bearer {token}"})
-                if answer.status_code not in (429, 503):
-                    return answer.status_code
-                await asyncio.sleep(0.2)
-            return answer.status_code
-
-        return await asyncio.gather(*(shopper(t) for t in tokens))
 
 
 def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_removed_without_a_trace(
@@ -105,7 +84,9 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
         what="orderPath",
     )
     users = [f"shopper-{i}" for i in range(SHOPPERS)]
-    answers = asyncio.run(buy_all(url, order_path, mint_tokens(users, flashsale_operator.user_token_key)))
+    answers = asyncio.run(
+        buy_with_tokens(url, mint_tokens(users, flashsale_operator.user_token_key), order_path)
+    )
     assert answers.count(202) == STOCK
     assert set(answers) <= {202, 409, 410}
 

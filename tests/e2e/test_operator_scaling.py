@@ -3,22 +3,19 @@ partitions, down only after the stabilization window, and never on a lag it cann
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import kubernetes
 import pytest
 
 from flashsale_dev import faults
 from flashsale_dev.flashsales import FlashSales, sale_spec
-from flashsale_dev.operator_install import NAMESPACE as OPERATOR_NAMESPACE
-from flashsale_dev.operator_install import OPERATOR_LABEL, InstalledOperator
+from flashsale_dev.operator_install import InstalledOperator, operator_metrics
 from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.shoppers import buy
 from flashsale_dev.waiting import wait_for
-from flashsale_sale import tokens
 
 WINDOW = 10  # scaleDownStabilizationSeconds
 SCALING = {"minReplicas": 1, "maxReplicas": 3, "lagThreshold": 5, "scaleDownStabilizationSeconds": WINDOW}
@@ -57,28 +54,6 @@ def consumer_replicas(api: kubernetes.client.ApiClient, namespace: str, name: st
     return int(scale.spec.replicas or 0)
 
 
-def operator_metrics(core: Any) -> str:
-    pods = core.list_namespaced_pod(OPERATOR_NAMESPACE, label_selector=OPERATOR_LABEL).items
-    (pod,) = [p for p in pods if p.metadata.deletion_timestamp is None]
-    return httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).text
-
-
-async def buy(url: str, user_key: str, users: list[str]) -> list[int]:
-    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
-        order_path = (await client.get("/api/status")).json()["orderPath"]
-        minted = tokens.mint_many(user_key.encode(), users)
-
-        async def one(token: str) -> int:
-            for _ in range(100):
-                answer = await client.post(order_path, headers={"Authorization": f"Bearer {token}"})
-                if answer.status_code not in (429, 503):
-                    return answer.status_code
-                await asyncio.sleep(0.2)
-            return answer.status_code
-
-        return list(await asyncio.gather(*(one(t) for t in minted)))
-
-
 @pytest.fixture
 def live_sale(
     flashsale_operator: InstalledOperator, kube_api: kubernetes.client.ApiClient, namespace: str
@@ -111,9 +86,7 @@ def test_a_backlog_scales_consumers_up_at_once_capped_and_down_only_after_the_wi
     with ReplicaWatch(kube_api, namespace, "busy-consumer") as watch:
         # The consumers are held back (their batches wait on the ledger row): the backlog builds.
         with faults.ledger_locked(platform.postgres.url(), uid):
-            answers = asyncio.run(
-                buy(url, flashsale_operator.user_token_key, [f"u{i}" for i in range(BUYERS)])
-            )
+            answers = buy(url, flashsale_operator.user_token_key, [f"u{i}" for i in range(BUYERS)])
             assert answers.count(202) == BUYERS
             up = sales.wait_status("busy", lambda s: (s.get("consumers") or {}).get("replicas") == 3,
                                    what="scaled up to maxReplicas", timeout=120)  # fmt: skip

@@ -87,10 +87,12 @@ class FlashSales:
     def status(self, name: str) -> dict[str, Any]:
         return dict(self.get(name).get("status") or {})
 
-    def patch_spec(self, name: str, changes: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
+    def patch_spec(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """A merge patch of the spec; the object as stored (its new metadata.generation)."""
+        patched: dict[str, Any] = self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, {"spec": changes}
         )
+        return patched
 
     def delete(self, name: str) -> None:
         self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name)
@@ -125,6 +127,29 @@ class FlashSales:
 
     def condition(self, name: str, kind: str) -> dict[str, Any] | None:
         return next((c for c in self.status(name).get("conditions") or [] if c["type"] == kind), None)
+
+    def wait_condition(
+        self, name: str, kind: str, status: str, reason: str | None = None, *, timeout: float = 180
+    ) -> dict[str, Any]:
+        """The condition of `kind` as first seen with `status` (and `reason`, when given)."""
+
+        def found(conditions: list[dict[str, Any]]) -> dict[str, Any] | None:
+            return next((c for c in conditions if c["type"] == kind), None)
+
+        def holds(seen: dict[str, Any]) -> bool:
+            condition = found(seen.get("conditions") or [])
+            return (
+                condition is not None
+                and condition["status"] == status
+                and reason in (None, condition["reason"])
+            )
+
+        seen = self.wait_status(
+            name, holds, what=f"condition {kind}={status} ({reason or 'any reason'})", timeout=timeout
+        )
+        condition = found(seen["conditions"])
+        assert condition is not None
+        return condition
 
     def events(self, name: str) -> list[Any]:
         """The Events about this FlashSale, oldest first."""

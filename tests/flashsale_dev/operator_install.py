@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import kubernetes
 import yaml
 
@@ -82,6 +83,39 @@ def install_operator(
     return InstalledOperator(key)
 
 
+def operator_pods(core: kubernetes.client.CoreV1Api) -> list[Any]:
+    """The operator's pods that are not being deleted."""
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=OPERATOR_LABEL).items
+    return [p for p in pods if p.metadata.deletion_timestamp is None]
+
+
+def operator_metrics(core: kubernetes.client.CoreV1Api) -> str:
+    """The operator's Prometheus metrics, from its pod's own address."""
+    (pod,) = operator_pods(core)
+    return httpx.get(f"http://{pod.status.pod_ip}:9090/metrics", timeout=10).text
+
+
+def restart_operator(cluster: LocalCluster, timeout: float = 180) -> None:
+    """Deletes the operator's pod (a drain, a crash) and waits for its replacement to be Ready."""
+    with cluster.api_client() as api:
+        core = kubernetes.client.CoreV1Api(api)
+        old = {p.metadata.name for p in operator_pods(core)}
+        for name in old:
+            cluster.kubectl("delete", "pod", name, "-n", NAMESPACE, "--wait=true", "--timeout=120s")
+        wait_for(
+            lambda: any(p.metadata.name not in old and _ready(p) for p in operator_pods(core)),
+            timeout=timeout,
+            what="a new operator pod Ready",
+        )
+
+
+def set_operator_env(cluster: LocalCluster, values: dict[str, str | None]) -> None:
+    """Changes the operator's ConfigMap (None removes a key) and restarts it to read it."""
+    changes = json.dumps({"data": values})
+    cluster.kubectl("patch", "configmap", CONFIG_MAP, "-n", NAMESPACE, "--type=merge", "-p", changes)
+    restart_operator(cluster)
+
+
 def uninstall_operator(cluster: LocalCluster) -> None:
     """Removes the operator (not the CRD, whose deletion would delete every FlashSale)."""
     for name in ("operator.yaml", "rbac.yaml"):
@@ -102,8 +136,8 @@ def _established(api: kubernetes.client.ApiClient) -> bool:
 
 def _operator_ready(api: kubernetes.client.ApiClient) -> bool:
     pods = kubernetes.client.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector=OPERATOR_LABEL)
-    return any(
-        pod.metadata.deletion_timestamp is None
-        and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        for pod in pods.items
-    )
+    return any(pod.metadata.deletion_timestamp is None and _ready(pod) for pod in pods.items)
+
+
+def _ready(pod: Any) -> bool:
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])

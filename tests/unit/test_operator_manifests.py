@@ -67,6 +67,8 @@ def test_secrets_may_be_written_but_never_read() -> None:
         ("apps", "deployments", {"get", "list", "watch", "create", "patch"}),
         ("keda.sh", "scaledobjects", {"get", "create", "patch"}),
         ("apps", "deployments/scale", {"get", "patch", "update"}),
+        ("apps", "statefulsets", {"get", "create", "patch"}),
+        ("", "persistentvolumeclaims", set()),
         ("", "services", {"get", "list", "watch", "create", "patch"}),
         ("policy", "poddisruptionbudgets", {"get", "create", "patch"}),
         ("networking.k8s.io", "networkpolicies", {"get", "create", "patch"}),
