@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: help setup setup-system setup-python setup-kafka setup-cluster lint fmt test test-unit \
-        test-integration test-cluster up down env demo bench bench-dataplane clean
+        test-integration test-cluster up down env demo bench bench-dataplane bench-operator clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -67,11 +67,15 @@ env: ## print the export lines of the running platform
 demo: setup ## run a whole sale end to end on a fresh local platform
 	@$(PY) -m flashsale_dev.demo
 
-bench: bench-dataplane ## every benchmark part, merged into bench/results.json and docs/benchmarks.md
-	@$(PY) -m bench.merge bench/out/dataplane.json --results bench/results.json --docs docs/benchmarks.md
+bench: bench-dataplane bench-operator ## every benchmark part, merged into bench/results.json and docs/benchmarks.md
+	@$(PY) -m bench.merge bench/out/dataplane.json bench/out/operator.json \
+		--results bench/results.json --docs docs/benchmarks.md
 
 bench-dataplane: setup-system setup-python setup-kafka ## the sale's data plane alone (BENCH_ARGS=--quick: short runs)
 	@$(PY) -m bench.dataplane --out bench/out/dataplane.json $(BENCH_ARGS)
+
+bench-operator: setup-system setup-python setup-kafka setup-cluster ## the operator alone: flag skew, pause delay, apply-to-ready
+	@$(PY) -m bench.operator --out bench/out/operator.json $(BENCH_ARGS)
 
 clean: down ## remove the venv and caches inside the repo (not the tool cache)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

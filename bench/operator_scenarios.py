@@ -3,7 +3,8 @@
 1. The operator is installed as a pod from manifests/ (flashsale_dev.operator_install), in a
    namespace of the bench's own.
 2. N FlashSales are created at once, their starts staggered (`lead` seconds from now, then every
-   `spacing` seconds), each with one gateway replica, one consumer, one partition and a small stock.
+   `spacing` seconds), each with one gateway replica, one consumer (min = max = 1), one partition of
+   the platform's Kafka (queue mode shared) and a small stock.
    Their statuses are polled until each is Ready with its gateway replicas Ready: apply-to-ready.
 3. After the last start, each sale's flag history (Redis, stamped with Redis' own clock in ms) gives
    its skew: the first "open" entry minus spec.schedule.startsAt.
@@ -16,6 +17,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -104,6 +106,78 @@ def busy_percent(before: tuple[int, int], after: tuple[int, int]) -> float:
     return round(100 * busy / total, 1) if total > 0 else 0.0
 
 
+def parse_proc_stat(line: str) -> tuple[int, int]:
+    """(parent pid, utime + stime in clock ticks) from a /proc/<pid>/stat line (the name may hold ')')."""
+    rest = line.rpartition(")")[2].split()
+    return int(rest[1]), int(rest[11]) + int(rest[12])
+
+
+def descendants(parents: dict[int, int], root: int) -> set[int]:
+    """`root` and every process below it, from a pid -> parent pid map."""
+    children: dict[int, list[int]] = {}
+    for pid, parent in parents.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, []))
+    return found
+
+
+def own_cpu_ticks(root: int, marker: bytes = b"flashsale_operator") -> tuple[int, int]:
+    """CPU ticks used so far by `root` and its descendants (the platform, the cluster, the pods), and
+    by those of them whose command line holds `marker` (the operator's pod)."""
+    stats: dict[int, tuple[int, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = parse_proc_stat((entry / "stat").read_text())
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+    ours = descendants({pid: parent for pid, (parent, _) in stats.items()}, root)
+    marked = 0
+    for pid in ours & stats.keys():
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                marked += stats[pid][1]
+        except OSError:
+            continue
+    return sum(ticks for pid, (_, ticks) in stats.items() if pid in ours), marked
+
+
+class CpuWindow:
+    """How busy the machine was over a window, and how much of that was this bench's own processes.
+
+    Shares of all the machine's CPUs (100 = every core busy). Jiffies of /proc/stat and ticks of
+    /proc/<pid>/stat are both USER_HZ; a process that exits within the window is not counted as
+    ours, so "others" is an upper bound.
+    """
+
+    def __init__(self) -> None:
+        self.machine = cpu_times()
+        self.ours, self.operator = own_cpu_ticks(os.getpid())
+        self.load = load_average()
+
+    def close(self, prefix: str) -> dict[str, float]:
+        machine, (ours, operator) = cpu_times(), own_cpu_ticks(os.getpid())
+        total = machine[1] - self.machine[1]
+        busy = busy_percent(self.machine, machine)
+
+        def share(ticks: int) -> float:
+            return round(100 * ticks / total, 1) if total > 0 else 0.0
+
+        own = share(ours - self.ours)
+        return {
+            f"{prefix}_cpu_busy_pct": busy,
+            f"{prefix}_cpu_ours_pct": own,
+            f"{prefix}_cpu_operator_pct": share(operator - self.operator),
+            f"{prefix}_cpu_others_pct": round(max(busy - own, 0.0), 1),
+            f"{prefix}_load_average": round(max(self.load, load_average()), 2),
+        }
+
+
 def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -143,6 +217,18 @@ class PauseSample:
     flip_ms: float | None = None  # Redis' flip time - patched_at
     gateways_ms: float | None = None  # the last replica to answer the new state - patched_at
     per_replica_ms: list[float] = field(default_factory=list)
+    missed: bool = False  # not seen within 30 s: counted with the time waited
+    poll_round_ms: float = 0.0  # one look at Redis and every replica, with the sleep between
+
+
+@dataclass(frozen=True)
+class _PauseProbe:
+    """Where a pause shows: the flag's history in Redis, and each gateway replica's /api/status."""
+
+    redis: Any
+    keys: SaleKeys
+    http: httpx.Client
+    addresses: list[str]
 
 
 class OperatorScenario:
@@ -223,8 +309,8 @@ class OperatorScenario:
             lasts=3600,
             prewarm_seconds=self.plan.prewarm_s,
             gateway={"replicas": 1},
-            queue={"partitions": 1},
-            consumers={"replicas": 1},
+            queue={"partitions": 1, "mode": "shared"},  # a topic on the platform's Kafka
+            consumers={"minReplicas": 1, "maxReplicas": 1},  # one consumer, whatever the lag
         )
         # sale_spec counts from its own now: pin the start to the planned instant exactly.
         spec["schedule"]["startsAt"] = rfc3339(starts_at)
@@ -269,9 +355,9 @@ class OperatorScenario:
     def _measure_skew(self) -> None:
         first, last = self.sales[0].starts_at, self.sales[-1].starts_at
         _sleep_until(first - timedelta(seconds=1))
-        cpu_before, load_before = cpu_times(), load_average()
+        window = CpuWindow()
         _sleep_until(last + timedelta(seconds=1))
-        cpu_after, load_after = cpu_times(), load_average()
+        self.conditions.update(window.close("flips"))
         redis = self.platform.redis.client()
         skews: dict[str, float] = {}
         deadline = time.monotonic() + 30
@@ -289,11 +375,6 @@ class OperatorScenario:
         for sale in self.sales:  # a flag that never opened counts with the time waited (a lower bound)
             skews.setdefault(sale.name, time.time() * 1000 - epoch_ms(sale.starts_at))
         values = list(skews.values())
-        self.conditions.update(
-            cpu_busy_during_flips_pct=busy_percent(cpu_before, cpu_after),
-            load_average_before_flips=load_before,
-            load_average_after_flips=load_after,
-        )
         details = {
             "sales": len(self.sales),
             "max_ms": round(max(values), 1),
@@ -310,7 +391,8 @@ class OperatorScenario:
         stats = summary(values)
         say(
             f"flag skew over {len(values)} sales: p50 {stats['p50']} ms, p99 {stats['p99']} ms, "
-            f"max {stats['max']} ms (CPU {self.conditions['cpu_busy_during_flips_pct']}% busy meanwhile)"
+            f"max {stats['max']} ms (CPU {self.conditions['flips_cpu_busy_pct']}% busy meanwhile, "
+            f"{self.conditions['flips_cpu_others_pct']}% not ours)"
             + (f"; never opened: {never}" if never else "")
         )
 
@@ -324,8 +406,10 @@ class OperatorScenario:
             self.flashsales.patch_spec(sale.name, {"gateway": {"replicas": plan.pause_replicas}})
         self.flashsales.wait_status(
             sale.name,
-            lambda s: s.get("phase") == "Live"
-            and (s.get("gateway") or {}).get("readyReplicas") == plan.pause_replicas,
+            lambda s: (
+                s.get("phase") == "Live"
+                and (s.get("gateway") or {}).get("readyReplicas") == plan.pause_replicas
+            ),
             what=f"Live with {plan.pause_replicas} gateway replicas Ready",
             timeout=120,
         )
@@ -337,32 +421,38 @@ class OperatorScenario:
         redis = self.platform.redis.client()
         keys = SaleKeys(sale.uid)
         samples: list[PauseSample] = []
+        window = CpuWindow()
         with httpx.Client(timeout=2) as http:
             for _ in range(plan.pause_cycles):
                 for paused in (True, False):
                     time.sleep(self._random.uniform(0.3, 1.0))  # not in step with the loop's 1 s tick
-                    samples.append(self._pause_once(sale.name, paused, redis, keys, http, addresses))
+                    samples.append(
+                        self._pause_once(sale.name, paused, _PauseProbe(redis, keys, http, addresses))
+                    )
         redis.close()
+        self.conditions.update(window.close("pauses"))
         flips = [s.flip_ms for s in samples if s.flip_ms is not None]
         gateways = [s.gateways_ms for s in samples if s.gateways_ms is not None]
-        if not flips or not gateways:
+        missed = sum(1 for s in samples if s.missed)
+        if missed == len(samples):
             raise RuntimeError("no pause took effect")
-        missed = sum(1 for s in samples if s.flip_ms is None or s.gateways_ms is None)
         common = {
             "sale": sale.name,
             "gateway_replicas": len(addresses),
             "patches": len(samples),
             "missed_30s": missed,
             "patch_call_ms_median": round(statistics_median([s.patch_call_ms for s in samples]), 1),
+            "poll_round_ms_median": round(statistics_median([s.poll_round_ms for s in samples]), 1),
         }
         self._pause_figures(
-            "operator_pause_delay", flips, samples, lambda s: s.flip_ms, PAUSE_GOAL, common,
-            "Redis' time of the flag's flip - the moment the spec.paused patch call returned",
+            "operator_pause_delay", samples, lambda s: s.flip_ms, goal=PAUSE_GOAL, common=common,
+            what="Redis' time of the flag's flip - the moment the spec.paused patch call returned",
         )  # fmt: skip
         self._pause_figures(
-            "operator_pause_gateways_delay", gateways, samples, lambda s: s.gateways_ms, None, common,
-            "the moment the last gateway replica answered the new state at GET <pod IP>:8080/api/status "
-            f"(polled every ~{PAUSE_POLL_S * 1000:g} ms plus the requests) - the patch call's return",
+            "operator_pause_gateways_delay", samples, lambda s: s.gateways_ms, goal=None, common=common,
+            what="the moment the last gateway replica answered the new state at GET "
+            f"<pod IP>:{GATEWAY_PORT}/api/status (polled every ~{PAUSE_POLL_S * 1000:g} ms plus the "
+            "requests) - the moment the patch call returned",
         )  # fmt: skip
         flip, gw = summary(flips), summary(gateways)
         say(
@@ -373,13 +463,14 @@ class OperatorScenario:
     def _pause_figures(
         self,
         prefix: str,
-        values: list[float],
         samples: list[PauseSample],
         pick: Callable[[PauseSample], float | None],
+        *,
         goal: Goal | None,
         common: dict[str, Any],
         what: str,
     ) -> None:
+        values = [v for s in samples if (v := pick(s)) is not None]
         by_way = {
             way: [round(v, 1) for s in samples if s.paused is paused and (v := pick(s)) is not None]
             for way, paused in (("pause_ms", True), ("unpause_ms", False))
@@ -390,15 +481,8 @@ class OperatorScenario:
             figure.details = {**common, "max_ms": round(max(values), 1), **by_way, "what": what}
             self.figures[figure.name] = figure
 
-    def _pause_once(
-        self,
-        name: str,
-        paused: bool,
-        redis: Any,
-        keys: SaleKeys,
-        http: httpx.Client,
-        addresses: list[str],
-    ) -> PauseSample:
+    def _pause_once(self, name: str, paused: bool, probe: _PauseProbe) -> PauseSample:
+        redis, keys, http, addresses = probe.redis, probe.keys, probe.http, probe.addresses
         expected = "paused" if paused else "live"
         before = len(gate.flips(redis, keys))
         sent = time.time()
@@ -407,7 +491,9 @@ class OperatorScenario:
         sample = PauseSample(paused, returned, (returned - sent) * 1000)
         seen: dict[str, float] = {}
         deadline = returned + 30
+        rounds = 0
         while time.time() < deadline and (sample.flip_ms is None or len(seen) < len(addresses)):
+            rounds += 1
             for address in addresses:
                 if address not in seen and _gateway_state(http, address) == expected:
                     seen[address] = time.time()
@@ -417,9 +503,13 @@ class OperatorScenario:
                 if change is not None:
                     sample.flip_ms = change - returned * 1000
             time.sleep(PAUSE_POLL_S)
-        if len(seen) == len(addresses):
-            sample.per_replica_ms = [(at - returned) * 1000 for at in seen.values()]
-            sample.gateways_ms = max(sample.per_replica_ms)
+        waited = (time.time() - returned) * 1000  # what counts for a change never seen (a lower bound)
+        sample.poll_round_ms = waited / max(rounds, 1)
+        sample.missed = sample.flip_ms is None or len(seen) < len(addresses)
+        if sample.flip_ms is None:
+            sample.flip_ms = waited
+        sample.per_replica_ms = [(at - returned) * 1000 for at in seen.values()]
+        sample.gateways_ms = max(sample.per_replica_ms) if len(seen) == len(addresses) else waited
         return sample
 
     def _gateway_addresses(self, core: Any, sale: str, state: str) -> list[str] | None:

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import ast
+import statistics
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bench.figures import Figure, Goal
 from bench.merge import BEGIN, END, merge, table, write_docs
+from bench.operator_scenarios import (
+    busy_percent,
+    descendants,
+    first_open_ms,
+    parse_proc_stat,
+    percentile,
+    staggered_starts,
+    summary,
+)
 from bench.profiling import summarise
 from bench.server_options import GRANIAN_OPTIONS
 
@@ -116,3 +127,52 @@ def test_the_baselines_run_with_the_gateway_servers_options() -> None:
         assert keyword.arg in _GRANIAN_FLAGS, f"the gateway sets {keyword.arg}: mirror it in the baselines"
         expected = " ".join(_GRANIAN_FLAGS[keyword.arg](ast.unparse(keyword.value)))
         assert expected in options, f"the gateway runs with {expected}; the baselines do not"
+
+
+# ---- the operator part's pure helpers ----
+
+
+def test_a_percentile_interpolates_between_the_closest_ranks() -> None:
+    values = [float(v) for v in range(1, 21)]  # 20 sales' skews, 1..20 ms
+    assert percentile(values, 50) == pytest.approx(10.5)
+    assert percentile(values, 99) == pytest.approx(19.81)  # just under the max with 20 values
+    assert percentile(values, 100) == 20.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0  # order does not matter
+    assert percentile(values, 90) == pytest.approx(statistics.quantiles(values, n=10, method="inclusive")[-1])
+
+
+def test_a_percentile_of_nothing_or_out_of_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="no values"):
+        percentile([], 50)
+    with pytest.raises(ValueError, match="outside"):
+        percentile([1.0], 101)
+
+
+def test_the_skew_starts_from_the_first_open_entry_of_the_flag_history() -> None:
+    assert first_open_ms([(True, 1_000), (False, 2_000), (True, 3_000)]) == 1_000
+    assert first_open_ms([(False, 500), (True, 1_500)]) == 1_500  # a close before the start (a reset)
+    assert first_open_ms([(False, 500)]) is None
+    assert first_open_ms([]) is None
+
+
+def test_starts_are_staggered_from_the_lead_by_the_spacing() -> None:
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    starts = staggered_starts(t0, 3, lead_s=20, spacing_s=1.5)
+    assert [(s - t0).total_seconds() for s in starts] == [20.0, 21.5, 23.0]
+    assert staggered_starts(t0, 0, lead_s=20, spacing_s=1.5) == []
+    assert starts[1] - starts[0] == timedelta(seconds=1.5)
+
+
+def test_a_summary_gives_p50_p99_and_max_and_busy_is_a_share_of_all_jiffies() -> None:
+    assert summary([1.0, 2.0, 3.0, 40.0]) == {"p50": 2.5, "p99": 38.9, "max": 40.0}
+    assert busy_percent((100, 1_000), (150, 1_200)) == 25.0
+    assert busy_percent((100, 1_000), (100, 1_000)) == 0.0
+
+
+def test_the_bench_tells_its_own_cpu_from_the_machines_by_process_ancestry() -> None:
+    line = "4242 (python -m x) y) S 17 4242 17 0 -1 4194304 1 0 0 0 30 12 0 0 20 0 3 0 100 1 1"
+    assert parse_proc_stat(line) == (17, 42)  # parent 17; utime 30 + stime 12, a ')' in the name
+    parents = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 21: 20}
+    assert descendants(parents, 10) == {10, 11, 12}
+    assert descendants(parents, 99) == {99}
