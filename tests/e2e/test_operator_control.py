@@ -14,6 +14,7 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.flashsales import FlashSales, rfc3339, sale_spec
 from flashsale_dev.operator_install import NAMESPACE, InstalledOperator
 from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.shoppers import buy
 from flashsale_dev.waiting import wait_for
 from flashsale_sale import gate
 from flashsale_sale.contract import SaleKeys
@@ -68,6 +69,31 @@ def test_pausing_closes_every_gateway_replica_at_once_and_unpausing_reopens_them
     assert reasons == ["Live", "Paused", "Live", "Ended"]
     sales.delete("pausable")
     wait_for(lambda: not sales.exists("pausable"), timeout=180, what="deleted")
+
+
+def test_a_sold_out_sale_reopens_when_unpaid_stock_comes_back_before_its_end(
+    flashsale_operator: InstalledOperator, kube_api: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    sales = FlashSales(kube_api, namespace)
+    spec = sale_spec(
+        stock=3, starts_in=6, prewarm_seconds=3, payment_timeout_seconds=4, gateway={"replicas": 1}
+    )
+    sales.create("resale", spec)
+    live = sales.wait_status("resale", lambda s: s.get("phase") == "Live" and bool(s["gateway"].get("url")),
+                             what="Live and reachable")  # fmt: skip
+    url = live["gateway"]["url"]
+    users = ["first-0", "first-1", "first-2"]
+    assert buy(url, flashsale_operator.user_token_key, users) == [202, 202, 202]
+    sales.wait_phase("resale", "SoldOut", timeout=60)
+    # Nobody paid: after the payment timeout the units come back, and the same sale sells them again.
+    back = sales.wait_status("resale", lambda s: s.get("phase") == "Live" and s["stock"]["remaining"] >= 2,
+                             what="Live again with the returned units", timeout=120)  # fmt: skip
+    assert back["stock"]["expired"] >= 2
+    assert buy(url, flashsale_operator.user_token_key, ["second-0", "second-1"]) == [202, 202]
+    reasons = [r for r in sales.event_reasons("resale") if r in ("Live", "SoldOut")]
+    assert reasons[:3] == ["Live", "SoldOut", "Live"]
+    sales.delete("resale")
+    wait_for(lambda: not sales.exists("resale"), timeout=180, what="deleted")
 
 
 def test_a_sale_starting_in_the_past_fails_with_a_reason_naming_the_field_and_others_still_run(
