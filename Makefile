@@ -74,7 +74,7 @@ bench: bench-dataplane bench-operator ## every benchmark part, merged into bench
 bench-dataplane: setup-system setup-python setup-kafka ## the sale's data plane alone (BENCH_ARGS=--quick: short runs)
 	@$(PY) -m bench.dataplane --out bench/out/dataplane.json $(BENCH_ARGS)
 
-bench-operator: setup-system setup-python setup-kafka setup-cluster ## the operator alone: flag skew, pause delay, apply-to-ready
+bench-operator: setup-system setup-python setup-kafka setup-cluster ## the operator alone: start-flag skew over 20 sales, pause delay, backlog-to-scale-up (beside KEDA+HPA computed), apply-to-Ready
 	@$(PY) -m bench.operator --out bench/out/operator.json $(BENCH_ARGS)
 
 clean: down ## remove the venv and caches inside the repo (not the tool cache)

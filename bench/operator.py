@@ -4,9 +4,11 @@
 
 Starts its own local platform with its cluster, installs the operator as a pod, runs every figure
 (bench/operator_scenarios.py): the start flag's skew over N sales, the delay of `spec.paused`, and
-apply-to-ready; then deletes every FlashSale and stops everything it started - also on Ctrl-C, on
-SIGTERM and when the time budget runs out - and writes this part's figures as JSON (bench/merge.py
-folds the parts of `make bench` into bench/results.json and docs/benchmarks.md).
+apply-to-ready; then (bench/operator_scaling.py) the time from a Kafka backlog to more consumers,
+beside KEDA + HPA defaults computed from their documented algorithm (bench/keda_model.py). Then it
+deletes every FlashSale and stops everything it started - also on Ctrl-C, on SIGTERM and when the
+time budget runs out - and writes this part's figures as JSON (bench/merge.py folds the parts of
+`make bench` into bench/results.json and docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from bench import machine
 from bench.figures import Figure
+from bench.operator_scaling import ScalePlan, ScaleUp
 from bench.operator_scenarios import OperatorScenario, Plan, say
 from flashsale_dev.platform import LocalPlatform
 
@@ -38,7 +41,7 @@ class BudgetExceeded(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    plan = _plan(args)
+    plan, scale = _plan(args)
     out = Path(args.out)
     _install_signals(args.budget)
     work = Path(tempfile.mkdtemp(prefix="flashsale-bench-operator-"))
@@ -52,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         platform.start()
         scenario.conditions["platform_start_s"] = round(time.monotonic() - started, 1)
         figures = scenario.run()
+        figures.update(ScaleUp(scenario, scale).run())
     except (KeyboardInterrupt, BudgetExceeded) as stop:
         say(f"stopped: {type(stop).__name__}; cleaning up")
         return 130
@@ -62,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         scenario.stop()
         platform.stop()
         shutil.rmtree(work, ignore_errors=True)
-    part = _part(plan, scenario.conditions, figures, time.monotonic() - started, args.quick)
+    seconds = time.monotonic() - started
+    part = _part(plan, scale, scenario.conditions, figures, seconds=seconds, quick=args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(part, indent=2) + "\n")
     _print_table(figures)
@@ -72,7 +77,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.operator", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="5 sales, 3 pause cycles (noisy figures)")
+    parser.add_argument(
+        "--quick", action="store_true", help="5 sales, 3 pause cycles, 3 backlogs (noisy figures)"
+    )
     parser.add_argument("--sales", type=int, help="FlashSales whose start skew is measured (default 20)")
     parser.add_argument(
         "--lead", type=float, help="seconds from creation to the first start (default 30 + 2 per sale)"
@@ -84,12 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stock", type=int, default=10, help="units per sale")
     parser.add_argument("--pause-cycles", type=int, help="pause+unpause pairs on one live sale (default 10)")
     parser.add_argument("--pause-replicas", type=int, default=2, help="gateway replicas of the paused sale")
+    parser.add_argument("--scale-runs", type=int, help="backlogs whose scale-up is timed (default 10)")
+    parser.add_argument(
+        "--scale-buyers", type=int, default=10, help="orders per backlog (default 10: 2 x lagThreshold 5)"
+    )
     parser.add_argument("--budget", type=float, help="stop everything after this many seconds")
     parser.add_argument("--out", default="bench/out/operator.json", help="this part's figures (JSON)")
     return parser
 
 
-def _plan(args: argparse.Namespace) -> Plan:
+def _plan(args: argparse.Namespace) -> tuple[Plan, ScalePlan]:
     quick = bool(args.quick)
     sales = args.sales or (5 if quick else 20)
     if sales < 1:
@@ -105,10 +116,14 @@ def _plan(args: argparse.Namespace) -> Plan:
         pause_replicas=args.pause_replicas,
         ready_timeout_s=lead + sales * args.spacing + 120,
     )
-    if args.budget is None:  # generous: platform and operator start, the schedule, pauses, teardown
+    scale = ScalePlan(runs=args.scale_runs or (3 if quick else 10), buyers=args.scale_buyers)
+    if scale.runs < 1 or scale.buyers <= scale.lag_threshold:
+        raise SystemExit(f"--scale-runs must be at least 1, --scale-buyers above {scale.lag_threshold}")
+    if args.budget is None:  # generous: platform and operator start, the schedule, pauses, backlogs, teardown
         schedule = plan.lead_s + plan.sales * plan.spacing_s
-        args.budget = 420 + schedule + plan.pause_cycles * 2 * 35 / 5 + plan.cleanup_timeout_s + 60
-    return plan
+        backlogs = 120 + scale.runs * 40
+        args.budget = 420 + schedule + plan.pause_cycles * 2 * 35 / 5 + backlogs + plan.cleanup_timeout_s + 60
+    return plan, scale
 
 
 def _install_signals(budget: float) -> None:
@@ -126,7 +141,13 @@ def _install_signals(budget: float) -> None:
 
 
 def _part(
-    plan: Plan, conditions: dict[str, Any], figures: dict[str, Figure], seconds: float, quick: bool
+    plan: Plan,
+    scale: ScalePlan,
+    conditions: dict[str, Any],
+    figures: dict[str, Figure],
+    *,
+    seconds: float,
+    quick: bool,
 ) -> dict[str, Any]:
     return {
         "part": PART,
@@ -146,6 +167,10 @@ def _part(
             "operator_schedule": f"first start {plan.lead_s:g} s after creation, then every "
             f"{plan.spacing_s:g} s",
             "operator_pause_cycles": plan.pause_cycles,
+            "operator_scale_sale_shape": f"one more sale: queue shared with {scale.partitions} partitions, "
+            f"consumers {scale.consumers}, gateway replicas 1, stock {scale.stock}; {scale.prime_buyers} "
+            f"orders first (not timed), then {scale.runs} backlogs of {scale.buyers} orders each, the "
+            "consumers held back on the ledger row until the scale-up, the other sales still there",
             "wall_seconds": round(seconds),
             # Named after the part: bench.merge puts every part's machine keys side by side.
             **{key if key.startswith("operator_") else f"operator_{key}": v for key, v in conditions.items()},

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import sys
@@ -32,7 +31,7 @@ import httpx
 import kubernetes
 from kubernetes.client.exceptions import ApiException
 
-from bench.figures import Figure, Goal
+from bench.figures import Figure, Goal, percentile
 from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.flashsales import FlashSales, rfc3339, sale_spec
 from flashsale_dev.operator_install import install_operator
@@ -57,19 +56,6 @@ def say(message: str) -> None:
 
 
 # ---- pure helpers (unit-tested) ----
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100), linear between the closest ranks (numpy's default)."""
-    if not values:
-        raise ValueError("no values")
-    if not 0 <= q <= 100:
-        raise ValueError(f"percentile {q} outside 0..100")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def first_open_ms(history: Sequence[tuple[bool, int]]) -> int | None:
@@ -242,6 +228,7 @@ class OperatorScenario:
         self._api: kubernetes.client.ApiClient | None = None
         self._flashsales: FlashSales | None = None
         self._random = random.Random(plan.seed)
+        self.user_token_key: str | None = None  # the operator's, set at install: shoppers' tokens
 
     @property
     def cluster(self) -> LocalCluster:
@@ -253,11 +240,16 @@ class OperatorScenario:
         assert self._flashsales is not None
         return self._flashsales
 
+    @property
+    def api(self) -> kubernetes.client.ApiClient:
+        assert self._api is not None
+        return self._api
+
     # ---- the sequence ----
 
     def run(self) -> dict[str, Figure]:
         started = time.monotonic()
-        install_operator(self.cluster, self.platform)
+        self.user_token_key = install_operator(self.cluster, self.platform).user_token_key
         self.conditions["operator_install_s"] = round(time.monotonic() - started, 1)
         say(f"operator installed and Ready in {self.conditions['operator_install_s']} s")
         self._api = self.cluster.api_client()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import math
 import statistics
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,14 +11,24 @@ from pathlib import Path
 
 import pytest
 
-from bench.figures import Figure, Goal
+from bench.figures import Figure, Goal, percentile
+from bench.keda_model import (
+    Backlog,
+    KedaHpa,
+    Target,
+    analytic_quantile,
+    first_rise_delay,
+    hpa_replicas,
+    next_tick,
+    scaler_metric,
+    simulate,
+)
 from bench.merge import BEGIN, END, merge, table, write_docs
 from bench.operator_scenarios import (
     busy_percent,
     descendants,
     first_open_ms,
     parse_proc_stat,
-    percentile,
     staggered_starts,
     summary,
 )
@@ -176,3 +187,80 @@ def test_the_bench_tells_its_own_cpu_from_the_machines_by_process_ancestry() -> 
     parents = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 21: 20}
     assert descendants(parents, 10) == {10, 11, 12}
     assert descendants(parents, 99) == {99}
+
+
+# ---- KEDA + HPA defaults, computed for the scale-up figure ----
+
+SALE_TARGET = Target(lag_threshold=5, partitions=4, min_replicas=1, max_replicas=4)
+
+
+def test_the_hpa_follows_the_lag_outside_its_tolerance_and_within_its_bounds_and_rate() -> None:
+    defaults = KedaHpa()
+    assert hpa_replicas(1, 10, SALE_TARGET, defaults) == 2  # 10 messages / 5 per consumer
+    assert hpa_replicas(1, 5.4, SALE_TARGET, defaults) == 1  # ratio 1.08: inside the 10% tolerance
+    assert hpa_replicas(1, 6, SALE_TARGET, defaults) == 2  # ratio 1.2
+    assert scaler_metric(1_000, SALE_TARGET) == 20  # capped at partitions x lagThreshold ...
+    assert hpa_replicas(1, scaler_metric(1_000, SALE_TARGET), SALE_TARGET, defaults) == 4  # ... so 4
+    wide = Target(lag_threshold=5, partitions=100, min_replicas=1, max_replicas=100)
+    assert hpa_replicas(1, 500, wide, defaults) == 5  # max(+4 pods, +100%) per step from 1
+    assert hpa_replicas(10, 500, wide, defaults) == 20  # +100% beats +4 from 10
+    assert hpa_replicas(4, 0, SALE_TARGET, defaults) == 1  # down (the window is another matter)
+    with pytest.raises(ValueError, match="activation"):
+        hpa_replicas(0, 10, SALE_TARGET, defaults)
+
+
+def test_the_first_rise_waits_for_the_next_sync_and_with_cached_metrics_for_a_poll_first() -> None:
+    assert next_tick(100.0, phase=3.0, period=15.0) == 108.0
+    assert next_tick(108.0, phase=3.0, period=15.0) == 108.0
+    backlog = Backlog(at=100.0, lag=10)
+    default, cached = KedaHpa(), KedaHpa(use_cached_metrics=True)
+    assert first_rise_delay(backlog, SALE_TARGET, default, poll_phase=20.0, sync_phase=3.0) == 8.0
+    # Cached: the poll at 100 (phase 10) shows it to the sync at 108; the poll at 110 (phase 20) to 123.
+    assert first_rise_delay(backlog, SALE_TARGET, cached, poll_phase=10.0, sync_phase=3.0) == 8.0
+    assert first_rise_delay(backlog, SALE_TARGET, cached, poll_phase=20.0, sync_phase=3.0) == 23.0
+    assert first_rise_delay(Backlog(100.0, 5), SALE_TARGET, default, poll_phase=0, sync_phase=0) is None
+
+
+def test_the_monte_carlo_matches_the_closed_form_and_repeats_with_its_seed() -> None:
+    backlogs = [Backlog(at=1_000.0 + 17.3 * i, lag=10) for i in range(5)]
+    default, cached = KedaHpa(), KedaHpa(use_cached_metrics=True)
+    result = simulate(backlogs, SALE_TARGET, default, draws=10_000, seed=10)
+    assert len(result.delays) == 50_000
+    assert result.never == 0
+    assert result.quantile(50) == pytest.approx(7.5, abs=0.3)
+    assert result.quantile(99) == pytest.approx(14.85, abs=0.1)
+    assert min(result.delays) >= 0
+    assert max(result.delays) <= 15.0
+    assert simulate(backlogs, SALE_TARGET, default, draws=100, seed=3).delays == (
+        simulate(backlogs, SALE_TARGET, default, draws=100, seed=3).delays
+    )
+    slow = simulate(backlogs, SALE_TARGET, cached, draws=10_000, seed=10)
+    assert slow.quantile(50) == pytest.approx(22.5, abs=0.6)
+    assert slow.quantile(99) == pytest.approx(42.0, abs=0.5)
+    never = simulate([Backlog(0.0, 5)], SALE_TARGET, default, draws=10)
+    assert never.never == 10
+    assert never.delays == []
+    with pytest.raises(ValueError, match="no backlog"):
+        simulate([], SALE_TARGET, default)
+
+
+def test_the_closed_form_is_uniform_without_the_cache_and_a_trapezoid_with_it() -> None:
+    default, cached = KedaHpa(), KedaHpa(use_cached_metrics=True)
+    assert analytic_quantile(default, 50) == pytest.approx(7.5)
+    assert analytic_quantile(default, 99) == pytest.approx(14.85)
+    assert analytic_quantile(cached, 0) == 0.0
+    assert analytic_quantile(cached, 50) == pytest.approx(22.5)
+    assert analytic_quantile(cached, 99) == pytest.approx(42.0)  # 45 - sqrt(2 x 30 x 15 x 0.01)
+    assert analytic_quantile(cached, 100) == pytest.approx(45.0)
+    assert analytic_quantile(cached, 10) == pytest.approx(math.sqrt(2 * 30 * 15 * 0.1))  # the rising edge
+    with pytest.raises(ValueError, match="outside"):
+        analytic_quantile(default, 101)
+
+
+def test_the_operator_figure_is_judged_on_its_ratio_to_kedas() -> None:
+    keda = Figure("keda_hpa_scale_up_p99_s", "s", runs=[14.8])
+    operator = Figure("operator_scale_up_p99_s", "s", runs=[1.2], goal=Goal("<=", 0.2))
+    operator.relate(keda)
+    assert operator.ratio == pytest.approx(1.2 / 14.8)
+    assert operator.met is True
+    assert operator.as_json()["ratio_of"] == "operator_scale_up_p99_s / keda_hpa_scale_up_p99_s"
