@@ -50,6 +50,10 @@ class ReservationSource:
         self._settings = settings
         self._metrics = metrics
         self._assigned: set[tuple[str, int]] = set()
+        # Offsets whose commit the broker refused (a rebalance in progress: ILLEGAL_GENERATION): the
+        # position is already past them, so nothing would redeliver them to us; they are committed
+        # again after the next poll for the partitions still ours (a revoked one is the new owner's).
+        self._unsent: dict[tuple[str, int], int] = {}
         self._consumer = Consumer(consumer_config(settings))
         self._consumer.subscribe(
             [settings.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -58,6 +62,8 @@ class ReservationSource:
     def poll_batch(self) -> list[Message]:
         """Up to batch_size messages, waiting at most batch_timeout; transport errors are logged here."""
         messages = self._consumer.consume(self._settings.batch_size, self._settings.batch_timeout_seconds)
+        if self._unsent:
+            self.commit({})
         good = []
         for message in messages:
             error = message.error()
@@ -70,24 +76,30 @@ class ReservationSource:
         return good
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
-        """Commits synchronously; False if the broker refused (the batch will be redelivered, harmlessly)."""
-        if not offsets:
+        """Commits synchronously, with any earlier refused offsets of partitions still ours; False if the
+        broker refused (they are tried again after the next poll; a new owner would redeliver them,
+        writing nothing twice)."""
+        wanted = {key: offset for key, offset in self._unsent.items() if key in self._assigned}
+        for key, offset in offsets.items():
+            wanted[key] = max(offset, wanted.get(key, offset))
+        self._unsent = {}
+        if not wanted:
             return True
         partitions = [
-            TopicPartition(topic, partition, offset) for (topic, partition), offset in offsets.items()
+            TopicPartition(topic, partition, offset) for (topic, partition), offset in wanted.items()
         ]
         try:
             results = self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as error:
-            log.warning(
-                "offset commit failed (the batch will be redelivered, writing nothing twice): %s", error
-            )
+            log.warning("offset commit refused (tried again after the next poll): %s", error)
             self._metrics.commit_errors.labels(self._metrics.sale).inc()
+            self._unsent = wanted
             return False
         failed = [tp for tp in results or [] if tp.error is not None]
         if failed:
-            log.warning("offset commit failed for %s", [(tp.partition, str(tp.error)) for tp in failed])
+            log.warning("offset commit refused for %s", [(tp.partition, str(tp.error)) for tp in failed])
             self._metrics.commit_errors.labels(self._metrics.sale).inc()
+            self._unsent = {(tp.topic, tp.partition): wanted[(tp.topic, tp.partition)] for tp in failed}
             return False
         return True
 
@@ -118,10 +130,14 @@ class ReservationSource:
 
     def _on_revoke(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+        for tp in partitions:
+            self._unsent.pop((tp.topic, tp.partition), None)
         self._report("revoked", partitions)
 
     def _on_lost(self, _: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned -= {(tp.topic, tp.partition) for tp in partitions}
+        for tp in partitions:
+            self._unsent.pop((tp.topic, tp.partition), None)
         self._report("lost", partitions)
 
     def _report(self, what: str, partitions: list[TopicPartition]) -> None:
