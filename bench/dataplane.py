@@ -20,20 +20,16 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import machine
 from bench.figures import Figure
 from bench.load import Load
+from bench.runs import BudgetExceeded, install_signals, print_table
 from bench.scenario import DataplaneScenario, Plan, say
 from flashsale_dev.platform import LocalPlatform
 
 PART = "dataplane"
-
-
-class BudgetExceeded(Exception):
-    """The whole run took longer than --budget seconds."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     profiles = out.parent / "profiles"
     shutil.rmtree(profiles, ignore_errors=True)
-    _install_signals(args.budget)
+    install_signals(args.budget)
     work = Path(tempfile.mkdtemp(prefix="flashsale-bench-"))
     work.chmod(0o755)  # the postgres user reaches its data directory through it
     platform = LocalPlatform(work / "platform")
@@ -65,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     part = _part(plan, scenario.conditions, figures, time.monotonic() - started, args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(part, indent=2) + "\n")
-    _print_table(figures)
+    print_table(figures)
     say(f"wrote {out} in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -105,20 +101,6 @@ def _plan(args: argparse.Namespace) -> Plan:
     return plan
 
 
-def _install_signals(budget: float) -> None:
-    def interrupt(signum: int, _: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def out_of_time(_signum: int, _frame: FrameType | None) -> None:
-        raise BudgetExceeded(f"over the budget of {budget:.0f} s")
-
-    # SIGINT too: a shell that starts us in the background hands us SIGINT ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(max(1, int(budget)))
-
-
 def _part(
     plan: Plan, conditions: dict[str, Any], figures: dict[str, Figure], seconds: float, quick: bool
 ) -> dict[str, Any]:
@@ -140,13 +122,6 @@ def _part(
         },
         "figures": {name: figure.as_json() for name, figure in figures.items()},
     }
-
-
-def _print_table(figures: dict[str, Figure]) -> None:
-    for figure in figures.values():
-        ratio = f"  {figure.ratio_of} = {figure.ratio:.2f}" if figure.ratio is not None else ""
-        goal = "" if figure.goal is None else f"  goal {figure.goal}: {'met' if figure.met else 'MISSED'}"
-        print(f"{figure.name:30} {figure.value:>12,.1f} {figure.unit}{ratio}{goal}")
 
 
 if __name__ == "__main__":

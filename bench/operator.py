@@ -23,27 +23,23 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bench import machine
 from bench.figures import Figure
 from bench.operator_scaling import ScalePlan, ScaleUp
 from bench.operator_scenarios import OperatorScenario, Plan, say
+from bench.runs import BudgetExceeded, install_signals, print_table
 from flashsale_dev.platform import LocalPlatform
 
 PART = "operator"
-
-
-class BudgetExceeded(Exception):
-    """The whole run took longer than --budget seconds."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     plan, scale = _plan(args)
     out = Path(args.out)
-    _install_signals(args.budget)
+    install_signals(args.budget)
     work = Path(tempfile.mkdtemp(prefix="flashsale-bench-operator-"))
     work.chmod(0o755)  # the postgres user reaches its data directory through it
     platform = LocalPlatform(work / "platform", with_cluster=True)
@@ -70,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     part = _part(plan, scale, scenario.conditions, figures, seconds=seconds, quick=args.quick)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(part, indent=2) + "\n")
-    _print_table(figures)
+    print_table(figures)
     say(f"wrote {out} in {time.monotonic() - started:.0f} s")
     return 0
 
@@ -126,20 +122,6 @@ def _plan(args: argparse.Namespace) -> tuple[Plan, ScalePlan]:
     return plan, scale
 
 
-def _install_signals(budget: float) -> None:
-    def interrupt(signum: int, _: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    def out_of_time(_signum: int, _frame: FrameType | None) -> None:
-        raise BudgetExceeded(f"over the budget of {budget:.0f} s")
-
-    # SIGINT too: a shell that starts us in the background hands us SIGINT ignored.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, interrupt)
-    signal.signal(signal.SIGALRM, out_of_time)
-    signal.alarm(max(1, int(budget)))
-
-
 def _part(
     plan: Plan,
     scale: ScalePlan,
@@ -177,12 +159,6 @@ def _part(
         },
         "figures": {name: figure.as_json() for name, figure in figures.items()},
     }
-
-
-def _print_table(figures: dict[str, Figure]) -> None:
-    for figure in figures.values():
-        goal = "" if figure.goal is None else f"  goal {figure.goal}: {'met' if figure.met else 'MISSED'}"
-        print(f"{figure.name:36} {figure.value:>10,.1f} {figure.unit}{goal}")
 
 
 if __name__ == "__main__":
