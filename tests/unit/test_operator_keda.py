@@ -6,13 +6,13 @@ installed here): checked against a hand-written schema of keda.sh/v1alpha1 Scale
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
 import yaml
 
+from flashsale_dev.golden import assert_matches_golden
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render import SaleRef, children, consumer_deployment, owner_reference, scaled_object
 from flashsale_operator.render_env import consumer_settings
@@ -272,10 +272,4 @@ def test_keda_sales_get_the_scaled_object_after_their_consumers_and_no_replicas(
 
 def test_the_scaled_object_matches_its_golden_file() -> None:
     child = scaled_object(REF, keda_spec(), config())
-    path = GOLDEN / f"{child['kind'].lower()}-{child['metadata']['name']}.yaml"
-    rendered = yaml.safe_dump(child, sort_keys=False, default_flow_style=False, width=100)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(rendered)
-    assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 and review it"
-    assert rendered == path.read_text(), f"{path.name} changed: UPDATE_GOLDEN=1 rewrites it; review the diff"
+    assert_matches_golden(child, GOLDEN)

@@ -6,13 +6,12 @@ review the diff like code.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from flashsale_dev.golden import assert_matches_golden, golden_name
 from flashsale_gateway.server import GRACE_SECONDS
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render import (
@@ -91,19 +90,9 @@ def env_of(deployment: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value") or e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
 
 
-def golden_name(child: dict[str, Any]) -> str:
-    return f"{child['kind'].lower()}-{child['metadata']['name']}.yaml"
-
-
 @pytest.mark.parametrize("child", every_child(), ids=golden_name)
 def test_every_child_matches_its_golden_file(child: dict[str, Any]) -> None:
-    path = GOLDEN / golden_name(child)
-    rendered = yaml.safe_dump(child, sort_keys=False, default_flow_style=False, width=100)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(rendered)
-    assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 and review it"
-    assert rendered == path.read_text(), f"{path.name} changed: UPDATE_GOLDEN=1 rewrites it; review the diff"
+    assert_matches_golden(child, GOLDEN)
 
 
 def test_no_golden_file_is_left_over_from_a_child_that_is_gone() -> None:

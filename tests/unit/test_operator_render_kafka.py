@@ -7,13 +7,12 @@ tests/unit/golden/operator/dedicated/ (every child of a dedicated sale); review 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Final
 
 import pytest
-import yaml
 
+from flashsale_dev.golden import assert_matches_golden, golden_name
 from flashsale_dev.kafka_image import broker_properties, format_argv, jvm_options, property_name
 from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
@@ -71,10 +70,6 @@ def every_child() -> list[dict[str, Any]]:
     return [sale_secret(REF, config(), order_path_key=ORDER_PATH_KEY), *children(REF, dedicated(), config())]
 
 
-def golden_name(child: dict[str, Any]) -> str:
-    return f"{child['kind'].lower()}-{child['metadata']['name']}.yaml"
-
-
 def by_name(rendered: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(c["kind"], c["metadata"]["name"]): c for c in rendered}
 
@@ -85,13 +80,7 @@ def env_values(container: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.parametrize("child", every_child(), ids=golden_name)
 def test_every_child_of_a_dedicated_sale_matches_its_golden_file(child: dict[str, Any]) -> None:
-    path = GOLDEN / golden_name(child)
-    rendered = yaml.safe_dump(child, sort_keys=False, default_flow_style=False, width=100)
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        GOLDEN.mkdir(parents=True, exist_ok=True)
-        path.write_text(rendered)
-    assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 and review it"
-    assert rendered == path.read_text(), f"{path.name} changed: UPDATE_GOLDEN=1 rewrites it; review the diff"
+    assert_matches_golden(child, GOLDEN)
 
 
 def test_no_dedicated_golden_file_is_left_over() -> None:
