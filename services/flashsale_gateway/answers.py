@@ -6,11 +6,14 @@ Every error is JSON `{"error": code, "message": text}`; the codes are part of th
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Final
 
 from flashsale_gateway.asgi import Send
 
 JSON: Final = b"application/json"
+# One encoder for every answer: json.dumps with any non-default argument builds a new one per call.
+_compact_json: Final = json.JSONEncoder(separators=(",", ":")).encode
 NO_STORE: Final = (b"cache-control", b"no-store")
 
 
@@ -41,7 +44,7 @@ class Answer:
 def json_answer(
     status: int, payload: dict[str, Any], outcome: str, extra: tuple[tuple[bytes, bytes], ...] = ()
 ) -> Answer:
-    body = json.dumps(payload, separators=(",", ":")).encode()
+    body = _compact_json(payload).encode()
     headers = ((b"content-type", JSON), (b"content-length", str(len(body)).encode()), NO_STORE, *extra)
     return Answer(status, body, headers, outcome)
 
@@ -95,7 +98,15 @@ _LIMITED: Final = {s: error(429, "rate_limited", "too many attempts; slow down",
 
 
 def reservation(reservation_id: str, quantity: int, expires_at: str | None) -> Answer:
-    payload: dict[str, Any] = {"reservationId": reservation_id, "state": "reserved", "quantity": quantity}
-    if expires_at is not None:
-        payload["expiresAt"] = expires_at
-    return json_answer(202, payload, "reserved")
+    """The 202: formatted directly (as json_answer would write it), it is in every buyer's answer."""
+    expiry = "" if expires_at is None else f',"expiresAt":{_json_string(expires_at)}'
+    body = (
+        f'{{"reservationId":{_json_string(reservation_id)},"state":"reserved",'
+        f'"quantity":{quantity:d}{expiry}}}'
+    )
+    return raw_answer(202, body.encode(), JSON, "reserved", NO_STORE)
+
+
+def reservation_again(body: bytes) -> Answer:
+    """A reservation answered before, from its body: the same headers as `reservation` gives."""
+    return raw_answer(202, body, JSON, "reserved", NO_STORE)

@@ -3,16 +3,21 @@
 One worker per process on purpose: the gateway's caches, sold-out flag and coalesced gate calls are
 per process, and the Deployment scales by replicas. SIGTERM is graceful: granian stops accepting,
 finishes the requests in flight, then the lifespan's shutdown flushes the Kafka producer.
+
+The supervisor process only watches the worker, so it imports nothing of the app: the app's
+modules (FastAPI, redis, librdkafka) are loaded in the worker alone, after the fork, and the pod's
+two processes do not both hold them (the gateway's memory, docs/benchmarks.md `gateway_rss_mb`).
 """
 
 from __future__ import annotations
 
+import gc
 from functools import partial
+from typing import Any
 
 from granian.constants import Interfaces, Loops
 from granian.server import Server
 
-from flashsale_gateway.app import build_app
 from flashsale_sale.settings import GatewaySettings
 
 # A pod gets this long after SIGTERM (terminationGracePeriodSeconds) before it is killed.
@@ -33,4 +38,28 @@ def serve(settings: GatewaySettings) -> None:
         workers_kill_timeout=GRACE_SECONDS,
     )
     # The loader runs inside the worker, after the fork: librdkafka's threads must start there.
-    server.serve(target_loader=partial(build_app, settings), wrap_loader=False)
+    server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
+
+
+def _load_app(settings: GatewaySettings) -> Any:
+    """Runs in the worker: the app is imported and built there, never in the supervisor."""
+    from flashsale_gateway.app import build_app  # noqa: PLC0415 - see the module's docstring
+
+    app = build_app(settings)
+    _tune_collector()
+    return app
+
+
+# The buy path allocates a few dozen objects per request and keeps almost none (no reference
+# cycles), yet Python's default collector walks its young generation every 700 allocations and,
+# every ten of those, everything the app built at start: 14% of the buy path's CPU, measured
+# in-process (docs/benchmarks.md). What exists after the build lives as long as the process and
+# is frozen out of the walks; the young generation is collected every 20,000 allocations.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+def _tune_collector() -> None:
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
-
-import psycopg
-import redis
+from typing import TYPE_CHECKING, Any
 
 from flashsale_sale.contract import consumer_group, topic_name
+
+if TYPE_CHECKING:  # the stores' clients are imported by the commands that use them: `flashsale gateway`
+    import psycopg  # and `--help` load neither
+    import redis
 
 EXIT_OK, EXIT_FAILED, EXIT_UNUSABLE = 0, 1, 2
 
@@ -36,6 +37,7 @@ def prewarm(args: argparse.Namespace) -> int:
         return _fail("prewarm", str(missing), EXIT_UNUSABLE)
     lag = GroupLag(servers, args.topic or topic_name(args.sale), args.group or consumer_group(args.sale))
     spec = SaleSpec(args.sale, args.name, args.stock, args.per_user_limit)
+    unanswered: tuple[type[Exception], ...] = (LagUnknown, *_store_errors())
     try:
         with conn:
             built = prewarm_sale(
@@ -44,7 +46,7 @@ def prewarm(args: argparse.Namespace) -> int:
             )  # fmt: skip
     except PrewarmRefused as refused:
         return _fail("prewarm", str(refused), EXIT_FAILED)
-    except (LagUnknown, redis.RedisError, psycopg.Error) as error:
+    except unanswered as error:
         return _fail("prewarm", f"a store did not answer: {error}", EXIT_UNUSABLE)
     finally:
         lag.close()
@@ -64,7 +66,7 @@ def reconcile(args: argparse.Namespace) -> int:
         return _fail("reconcile", str(missing), EXIT_UNUSABLE)
     except SaleUnknown as unknown:
         return _fail("reconcile", str(unknown), EXIT_FAILED)
-    except (redis.RedisError, psycopg.Error) as error:
+    except _store_errors() as error:
         return _fail("reconcile", f"a store did not answer: {error}", EXIT_UNUSABLE)
     if verdict is None:
         return _fail("reconcile", "the sale never stood still long enough for a consistent reading", 2)
@@ -81,7 +83,7 @@ def retire(args: argparse.Namespace) -> int:
             known = retire_sale(client, conn, args.sale)
     except _Missing as missing:
         return _fail("retire", str(missing), EXIT_UNUSABLE)
-    except (redis.RedisError, psycopg.Error) as error:
+    except _store_errors() as error:
         return _fail("retire", f"a store did not answer: {error}", EXIT_UNUSABLE)
     note = "" if known else " (no such sale in the record)"
     print(f"sale {args.sale}: retired, gate keys dropped{note}")
@@ -116,7 +118,17 @@ def add_parsers(commands: Any) -> None:
     retire_cmd.set_defaults(run=retire)
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What the stores raise when they do not answer (imported when a command runs, see above)."""
+    import psycopg  # noqa: PLC0415
+    import redis  # noqa: PLC0415
+
+    return (redis.RedisError, psycopg.Error)
+
+
 def _redis() -> redis.Redis:
+    import redis  # noqa: PLC0415
+
     return redis.Redis.from_url(_env("FLASHSALE_REDIS_URL"), socket_timeout=10, socket_connect_timeout=10)
 
 
@@ -124,6 +136,8 @@ def _database() -> psycopg.Connection[Any]:
     url = os.environ.get("FLASHSALE_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if not url:
         raise _Missing("no database (FLASHSALE_DATABASE_URL)")
+    import psycopg  # noqa: PLC0415
+
     return psycopg.connect(url, connect_timeout=10, autocommit=True)
 
 

@@ -32,6 +32,7 @@ import hmac
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii as _json_string
 from typing import Any, Final
 
 MESSAGE_VERSION: Final = 1
@@ -244,16 +245,12 @@ class ReservationMessage:
     reserved_at_ms: int
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {
-                "v": MESSAGE_VERSION,
-                "sale": self.sale_id,
-                "reservationId": self.reservation_id,
-                "user": self.user_id,
-                "quantity": self.quantity,
-                "reservedAtMs": self.reserved_at_ms,
-            },
-            separators=(",", ":"),
+        """Compact JSON, byte for byte what json.dumps(..., separators=(",", ":")) writes, formatted
+        directly: the stdlib's encoder costs more than the rest of a gateway's publish."""
+        return (
+            f'{{"v":{MESSAGE_VERSION:d},"sale":{_json_string(self.sale_id)},'
+            f'"reservationId":{_json_string(self.reservation_id)},"user":{_json_string(self.user_id)},'
+            f'"quantity":{self.quantity:d},"reservedAtMs":{self.reserved_at_ms:d}}}'
         ).encode()
 
     @classmethod
