@@ -144,7 +144,7 @@ class BuyPath:
             return await asyncio.shield(inflight)
         if not self._user_rate.allow(user, now):
             self._metrics.rate_limited.inc()
-            return answers.rate_limited(self._user_rate.retry_after(user, now))
+            return answers.rate_limited(self._user_rate.retry_after(now))
         if self._board.sold_out:
             return answers.SOLD_OUT
         if not self._admission.take(now):

@@ -35,36 +35,35 @@ class TokenBucket:
 
 
 class UserRateLimit:
-    """At most `requests` attempts per user per `seconds` window (fixed windows, this replica)."""
+    """At most `requests` attempts per user per window of `seconds` (this replica).
 
-    __slots__ = ("_windows", "requests", "seconds")
+    Fixed windows, aligned for every user: when a window ends its counts go all at once. Nothing is
+    kept per user but a count, nothing needs pruning, and memory is bounded by one window's users -
+    a crowd of 20,000 new users a second would otherwise leave a timestamped entry each, seconds
+    long, in a table that never shrinks.
+    """
+
+    __slots__ = ("_counts", "_window_ends", "requests", "seconds")
 
     def __init__(self, requests: int, seconds: float) -> None:
         self.requests = requests
         self.seconds = seconds
-        self._windows: dict[str, list[float]] = {}  # user -> [window start, attempts]
+        self._counts: dict[str, int] = {}  # user -> attempts in the current window
+        self._window_ends = 0.0
 
     def allow(self, user: str, now: float) -> bool:
-        window = self._windows.get(user)
-        if window is None or now - window[0] >= self.seconds:
-            self._windows[user] = [now, 1.0]
-            return True
-        if window[1] >= self.requests:
+        if now >= self._window_ends:
+            self._counts = {}
+            self._window_ends = (now // self.seconds + 1) * self.seconds
+        seen = self._counts.get(user, 0)
+        if seen >= self.requests:
             return False
-        window[1] += 1.0
+        self._counts[user] = seen + 1
         return True
 
-    def retry_after(self, user: str, now: float) -> int:
-        window = self._windows.get(user)
-        left = self.seconds - (now - window[0]) if window else 0.0
-        return max(1, math.ceil(left))
-
-    def prune(self, now: float) -> int:
-        """Forgets users whose window has passed (called from a background tick, never per request)."""
-        stale = [user for user, window in self._windows.items() if now - window[0] >= self.seconds]
-        for user in stale:
-            del self._windows[user]
-        return len(stale)
+    def retry_after(self, now: float) -> int:
+        """Seconds until the current window ends (whole, at least 1: a Retry-After header)."""
+        return max(1, math.ceil(self._window_ends - now))
 
     def __len__(self) -> int:
-        return len(self._windows)
+        return len(self._counts)

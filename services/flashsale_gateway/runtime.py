@@ -83,7 +83,6 @@ class Runtime:
             self.keys,
             self.board,
             settings.flag_poll_seconds,
-            self._housekeeping,
             forget=self.buy.forget,
         )
 
@@ -139,6 +138,3 @@ class Runtime:
     def _on_board_change(self, board: StatusBoard) -> None:
         if board.remaining is not None:
             self.metrics.stock_remaining.set(board.remaining)
-
-    def _housekeeping(self, now: float) -> None:
-        self.user_rate.prune(now)

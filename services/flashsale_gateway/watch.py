@@ -30,7 +30,6 @@ class SaleWatcher:
         keys: SaleKeys,
         board: StatusBoard,
         poll_seconds: float,
-        housekeeping: Callable[[float], None] = lambda _: None,
         *,
         forget: Callable[[str], None] = lambda _: None,
     ) -> None:
@@ -38,7 +37,6 @@ class SaleWatcher:
         self._keys = keys
         self._board = board
         self._poll_seconds = poll_seconds
-        self._housekeeping = housekeeping
         self._forget = forget  # a user's reservation went back: drop this replica's cached answer
         self._tasks: list[asyncio.Task[None]] = []
         self.last_read_ok = 0.0  # monotonic time of the last successful read of the flag
@@ -70,17 +68,12 @@ class SaleWatcher:
         self.last_read_ok = time.monotonic()
 
     async def _poll(self) -> None:
-        last_housekeeping = time.monotonic()
         while True:
             try:
                 await self.read_now()
             except (RedisError, OSError, ValueError) as error:
                 log.debug("flag poll failed: %s", error)
                 self._board.refresh()
-            now = time.monotonic()
-            if now - last_housekeeping >= 5.0:
-                last_housekeeping = now
-                self._housekeeping(time.time())
             await asyncio.sleep(self._poll_seconds)
 
     async def _listen(self) -> None:

@@ -26,20 +26,25 @@ def test_a_slow_bucket_says_how_long_to_wait() -> None:
     assert bucket.retry_after() == 4
 
 
-def test_each_user_gets_their_own_window() -> None:
+def test_each_user_gets_their_own_count_in_a_window_shared_by_all() -> None:
     limit = UserRateLimit(requests=2, seconds=1.0)
     assert limit.allow("a", 0.0)
     assert limit.allow("a", 0.1)
     assert not limit.allow("a", 0.2)
-    assert limit.retry_after("a", 0.2) == 1
+    assert limit.retry_after(0.2) == 1
     assert limit.allow("b", 0.2)
-    assert limit.allow("a", 1.0)  # a new window
+    assert limit.allow("b", 0.9)
+    assert not limit.allow("b", 0.95)
+    assert limit.allow("a", 1.0)  # a new window, for everyone
+    assert limit.allow("b", 1.0)
 
 
-def test_prune_forgets_only_finished_windows() -> None:
-    limit = UserRateLimit(requests=1, seconds=1.0)
-    limit.allow("old", 0.0)
-    limit.allow("new", 5.5)
-    assert limit.prune(6.0) == 1
-    assert len(limit) == 1
-    assert not limit.allow("new", 6.0)
+def test_a_window_forgets_every_count_of_the_last_one_at_once() -> None:
+    limit = UserRateLimit(requests=1, seconds=2.0)
+    for i in range(1000):
+        limit.allow(f"user-{i}", 0.5)
+    assert len(limit) == 1000
+    assert not limit.allow("user-7", 1.9)
+    assert limit.retry_after(1.9) == 1  # 0.1 s left, in whole seconds
+    assert limit.allow("user-7", 2.0)
+    assert len(limit) == 1  # memory is one window's users, nothing to prune
