@@ -32,6 +32,11 @@ class FrontLayer:
         self._metrics = metrics
         self._answered = metrics.answered
 
+    @property
+    def runtime(self) -> Runtime:
+        """What this app serves (for in-process drivers: bench/buy_inprocess.py)."""
+        return self._runtime
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             method = scope["method"]

@@ -38,10 +38,10 @@ def serve(settings: GatewaySettings) -> None:
         workers_kill_timeout=GRACE_SECONDS,
     )
     # The loader runs inside the worker, after the fork: librdkafka's threads must start there.
-    server.serve(target_loader=partial(_load_app, settings), wrap_loader=False)
+    server.serve(target_loader=partial(load_app, settings), wrap_loader=False)
 
 
-def _load_app(settings: GatewaySettings) -> Any:
+def load_app(settings: GatewaySettings) -> Any:
     """Runs in the worker: the app is imported and built there, never in the supervisor."""
     from flashsale_gateway.app import build_app  # noqa: PLC0415 - see the module's docstring
 
