@@ -45,8 +45,7 @@ def test_restarts_before_the_start_and_while_live_neither_repeat_nor_skip_a_step
     assert [opened for opened, _ in gate.flips(redis, keys)] == [True]  # one flip, at the start
     assert gate.remaining(redis, keys) == 49
     assert sales.status("steady")["startedAt"] == live["startedAt"]
-    announced = [reason for reason in sales.event_reasons("steady") if reason in PHASES]
-    assert announced == ["Scheduled", "Prewarming", "Ready", "Live"]
+    sales.wait_event_reasons("steady", PHASES, ["Scheduled", "Prewarming", "Ready", "Live"])
 
     # Deleted while live, with the built kubectl: nothing of it is left but its record.
     cluster.kubectl("delete", "fsale", "steady", "-n", namespace, "--timeout=180s")

@@ -5,7 +5,7 @@ Everything waits on conditions (the status, Events) with generous deadlines, nev
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -160,3 +160,20 @@ class FlashSales:
 
     def event_reasons(self, name: str) -> list[str]:
         return [e.reason for e in self.events(name)]
+
+    def wait_event_reasons(
+        self, name: str, among: Collection[str], expected: Sequence[str], *, prefix: bool = False,
+        timeout: float = 60,
+    ) -> list[str]:  # fmt: skip
+        """The reasons in `among` of this FlashSale's Events, oldest first, once they are `expected`
+        (or start with it): a phase's Event is posted just after the status records the phase, so it
+        may trail the status by a moment. A repeated or missing Event never matches: a timeout."""
+
+        def matched() -> list[str] | None:
+            reasons = [r for r in self.event_reasons(name) if r in among]
+            return reasons if (reasons[: len(expected)] if prefix else reasons) == list(expected) else None
+
+        return wait_for(
+            matched, timeout=timeout, what=f"{name}: Events {list(expected)}",
+            describe=lambda: f"Events: {self.event_reasons(name)}",
+        )  # fmt: skip
