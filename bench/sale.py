@@ -27,7 +27,7 @@ from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.process import ManagedProcess
 from flashsale_dev.waiting import wait_for
 from flashsale_sale import db, gate, tokens
-from flashsale_sale.contract import RESERVE_LUA, SaleKeys, topic_name
+from flashsale_sale.contract import RESERVE_LUA, SaleKeys, buyer_arg, topic_name
 
 TOPIC_PARTITIONS: Final = 3
 NO_SHEDDING: Final = 10_000_000  # admissions/s and burst: far beyond one process
@@ -106,7 +106,11 @@ class BenchSale:
             if left > 0:
                 now_ms = str(int(time.time() * 1000))
                 client.eval(
-                    RESERVE_LUA, 5, *self.keys.reserve_keys(), now_ms, "bench-rest", left, "bench-rest"
+                    RESERVE_LUA,
+                    5,
+                    *self.keys.reserve_keys(),
+                    now_ms,
+                    buyer_arg("bench-rest", left, "bench-rest"),
                 )
         wait_for(self._answers_sold_out, timeout=timeout, what="the gateway to answer 410 sold out")
         return left

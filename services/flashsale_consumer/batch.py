@@ -1,8 +1,10 @@
-"""One polled batch, as pure data: which reservations to write, which messages are poison, what to commit.
+"""One polled batch, as pure data: which reservations to write, which records are poison, what to commit.
 
-Nothing here talks to Kafka, PostgreSQL or Redis, so the rules (a poison message is skipped but its
-offset is committed; a reservation of another sale or above the per-user limit is poison; a
-reservation seen twice in one batch is written once) are tested without middleware.
+A message holds one or more reservation records (contract.split_records). Nothing here talks to
+Kafka, PostgreSQL or Redis, so the rules (a poison record is skipped, its message's other records
+are written and its offset is committed; a reservation of another sale or above the per-user
+limit is poison; a reservation seen twice in one batch is written once) are tested without
+middleware.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from flashsale_sale.contract import ReservationMessage
+from flashsale_sale.contract import ReservationMessage, split_records
 from flashsale_sale.tokens import USER_ID
 
 # What the database and the Redis records can hold: printable, no spaces (pending records are
@@ -32,12 +34,13 @@ class Record(Protocol):
 
 @dataclass(frozen=True)
 class Poison:
-    """A message that is not a reservation of this sale: logged, counted, skipped, its offset committed."""
+    """A record that is not a reservation of this sale: logged, counted, skipped, its offset committed."""
 
     topic: str
     partition: int
     offset: int
     reason: str
+    record: int = 0  # its place in the message (0 for a message of one record)
 
 
 @dataclass
@@ -52,19 +55,19 @@ def decode_batch(records: Iterable[Record], sale_id: str, per_user_limit: int) -
     batch = DecodedBatch()
     seen: set[str] = set()
     for record in records:
-        try:
-            message = ReservationMessage.decode(record.value() or b"")
-            _check(message, sale_id, per_user_limit)
-        except (ValueError, OverflowError, RecursionError) as error:
-            batch.poison.append(
-                Poison(record.topic() or "", record.partition() or 0, record.offset() or 0, str(error)[:200])
-            )
-            continue
-        if message.reservation_id in seen:
-            batch.duplicates += 1
-            continue
-        seen.add(message.reservation_id)
-        batch.reservations.append(message)
+        for place, raw in enumerate(split_records(record.value() or b"")):
+            try:
+                message = ReservationMessage.decode(raw)
+                _check(message, sale_id, per_user_limit)
+            except (ValueError, OverflowError, RecursionError) as error:
+                where = (record.topic() or "", record.partition() or 0, record.offset() or 0)
+                batch.poison.append(Poison(*where, str(error)[:200], place))
+                continue
+            if message.reservation_id in seen:
+                batch.duplicates += 1
+                continue
+            seen.add(message.reservation_id)
+            batch.reservations.append(message)
     return batch
 
 

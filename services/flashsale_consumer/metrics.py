@@ -40,7 +40,9 @@ class ConsumerMetrics:
             "flashsale_consumer_rejected",
             "Reservations the database refused (a user's second live order); they stay pending.",
         )
-        self.poison = counter("flashsale_consumer_poison_messages", "Messages that are not reservations.")
+        self.poison = counter(
+            "flashsale_consumer_poison_messages", "Records that are not reservations of this sale."
+        )
         self.db_errors = counter("flashsale_consumer_db_errors", "Failed database writes (retried).")
         self.redis_errors = counter(
             "flashsale_consumer_redis_errors", "Failed Redis calls (claims retried, ordered marks skipped)."

@@ -1,9 +1,10 @@
 """`flashsale consumer`: the loop that turns one sale's reservations into orders.
 
-Per batch, in this order and never another: decode (poison is skipped), claim the reservations in
-the gate (ONE Redis call: those given back are skipped, the others can no longer be given back),
-ONE database transaction, remove the ordered reservations from the gate's pending hash (best
-effort), commit the Kafka offsets synchronously. A crash anywhere before the offset commit means a
+Per batch, in this order and never another: decode the messages' records (poison is skipped);
+for every FLASHSALE_BATCH_SIZE reservations of them, claim them in the gate (ONE Redis call: those
+given back are skipped, the others can no longer be given back), write them in ONE database
+transaction and remove the ordered ones from the gate's pending hash (best effort); then commit
+the Kafka offsets synchronously. A crash anywhere before the offset commit means a
 redelivery, which the unique reservation id makes harmless; a commit of offsets before the
 database commit could lose an order, so it never happens. The settlement loop (settlement.py) runs
 beside it on a thread of its own.
@@ -173,26 +174,36 @@ class _Loop:
         batch = decode_batch(messages, self._settings.sale_id, MAX_PER_USER_LIMIT)
         for poison in batch.poison:
             log.warning(
-                "skipping poison message %s[%d]@%d: %s",
+                "skipping poison record %s[%d]@%d #%d: %s",
                 poison.topic,
                 poison.partition,
                 poison.offset,
+                poison.record,
                 poison.reason,
             )
         if batch.poison:
             self._metrics.poison.labels(sale).inc(len(batch.poison))
-        if batch.reservations:
-            reservations = self._claim(batch.reservations)
-            if reservations is None:
-                return False  # stopping while Redis is away: the batch stays uncommitted
-            result = self._write(reservations) if reservations else WriteResult([], [], None)
-            if result is None:
-                return False
-            self._account(reservations, result)
-            self._pending.mark_ordered(result.ordered)
+        # A message holds a gateway batch of records: claim and write at most batch_size of them at
+        # a time, so one Redis call and one transaction stay bounded; the offsets go after the last.
+        step = self._settings.batch_size
+        for start in range(0, len(batch.reservations), step):
+            if not self._settle_orders(batch.reservations[start : start + step]):
+                return False  # stopping while Redis or the database is away: the batch stays uncommitted
         self._source.commit(next_offsets(messages))
         self._metrics.batch_size.labels(sale).observe(len(messages))
         self._metrics.batch_seconds.labels(sale).observe(time.perf_counter() - started)
+        return True
+
+    def _settle_orders(self, decoded: list[ReservationMessage]) -> bool:
+        """Claim, write, mark ordered; False if it was abandoned (stopping)."""
+        reservations = self._claim(decoded)
+        if reservations is None:
+            return False
+        result = self._write(reservations) if reservations else WriteResult([], [], None)
+        if result is None:
+            return False
+        self._account(reservations, result)
+        self._pending.mark_ordered(result.ordered)
         return True
 
     def _claim(self, reservations: list[ReservationMessage]) -> list[ReservationMessage] | None:

@@ -14,7 +14,7 @@ from typing import Final
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from flashsale_sale.contract import RESERVE_LUA, ReserveResult, SaleKeys, parse_reserve_reply
+from flashsale_sale.contract import RESERVE_LUA, ReserveResult, SaleKeys, buyer_arg, parse_reserve_reply
 
 # A tick under a crowd can hold thousands of buyers; one script call that long would stall Redis
 # for everyone else, so a batch is cut at this size.
@@ -39,7 +39,7 @@ class ReserveBatcher:
         self._keys = keys.reserve_keys()
         self._on_remaining = on_remaining
         self._on_call = on_call
-        self._waiting: list[tuple[str, int, str, asyncio.Future[Granted]]] = []
+        self._waiting: list[tuple[str, asyncio.Future[Granted]]] = []  # (buyer_arg, its future)
         self._running: set[asyncio.Task[None]] = set()
 
     def reserve(self, user: str, quantity: int, reservation_id: str) -> asyncio.Future[Granted]:
@@ -48,7 +48,7 @@ class ReserveBatcher:
         if not self._waiting:
             loop.call_soon(self._flush)
         future: asyncio.Future[Granted] = loop.create_future()
-        self._waiting.append((user, quantity, reservation_id, future))
+        self._waiting.append((buyer_arg(user, quantity, reservation_id), future))
         return future
 
     def _flush(self) -> None:
@@ -58,23 +58,22 @@ class ReserveBatcher:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _call(self, batch: list[tuple[str, int, str, asyncio.Future[Granted]]]) -> None:
+    async def _call(self, batch: list[tuple[str, asyncio.Future[Granted]]]) -> None:
         now_ms = int(time.time() * 1000)
         args: list[str | int] = [now_ms]
-        for user, quantity, reservation_id, _ in batch:
-            args += (user, quantity, reservation_id)
+        args += [buyer for buyer, _ in batch]
         self._on_call(len(batch))
         try:
             reply = await self._script(keys=self._keys, args=args)
             results, remaining = parse_reserve_reply(reply)
         except (RedisError, OSError, ValueError) as error:
             failure = GateUnavailable(str(error) or type(error).__name__)
-            for *_, future in batch:
+            for _, future in batch:
                 if not future.done():
                     future.set_exception(failure)
             return
         self._on_remaining(remaining)
-        for (*_, future), result in zip(batch, results, strict=True):
+        for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result((result, now_ms))
 

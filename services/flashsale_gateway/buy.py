@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -34,7 +35,7 @@ from flashsale_gateway.parsing import BadBody, bearer_token, parse_quantity, tok
 from flashsale_gateway.publisher import Publisher, PublishFailed
 from flashsale_gateway.state import StatusBoard, rfc3339
 from flashsale_sale import tokens
-from flashsale_sale.contract import RELEASE_LUA, Outcome, ReservationMessage, ReserveResult, SaleKeys
+from flashsale_sale.contract import RELEASE_LUA, Outcome, ReserveResult, SaleKeys, encode_record
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ def reservation_ids() -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):012x}"
 
 
-@dataclass(frozen=True, slots=True)
-class Held:
+class Held(NamedTuple):
     """A user's reservation as this replica answered it; forgotten once its payment time is over.
 
     Only the body is kept (a third of a whole Answer's memory); a repeat click gets it back in a new
@@ -104,7 +104,9 @@ class BuyPath:
         self._held: OrderedDict[str, Held] = OrderedDict()
         self._new_reservation_id = reservation_ids()
         self._expiry_text = (0.0, "")  # the last expiry formatted: one batch's buyers share it
-        self._inflight: dict[str, asyncio.Future[Answer]] = {}
+        # user -> the repeat clicks waiting for that user's attempt in flight (a list, usually empty:
+        # a future is made only for a repeat)
+        self._inflight: dict[str, list[asyncio.Future[Answer]]] = {}
 
     def forget(self, user: str) -> None:
         """The user's reservation went back to the gate (released or expired): answer afresh next time."""
@@ -139,9 +141,11 @@ class BuyPath:
             if now < held.until:
                 return answers.reservation_again(held.body)
             del self._held[user]
-        inflight = self._inflight.get(user)
-        if inflight is not None:
-            return await asyncio.shield(inflight)
+        repeats = self._inflight.get(user)
+        if repeats is not None:  # the same user's attempt is in flight: its answer, when it comes
+            repeat: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+            repeats.append(repeat)
+            return await repeat
         if not self._user_rate.allow(user, now):
             self._metrics.rate_limited.inc()
             return answers.rate_limited(self._user_rate.retry_after(now))
@@ -150,46 +154,30 @@ class BuyPath:
         if not self._admission.take(now):
             self._metrics.shed.inc()
             return answers.shed(self._admission.retry_after())
-        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        self._inflight[user] = future
+        self._inflight[user] = repeats = []
+        answer = answers.UNAVAILABLE  # what the repeats get if this attempt dies (cancelled)
         try:
             answer = await self._reserve(user, quantity)
-        except BaseException:
-            future.set_result(answers.UNAVAILABLE)
-            raise
         finally:
             del self._inflight[user]
-        future.set_result(answer)
+            for repeat in repeats:
+                if not repeat.done():  # a repeat's client may have gone
+                    repeat.set_result(answer)
         return answer
 
-    async def _reserve(self, user: str, quantity: int) -> Answer:  # noqa: PLR0911 - a return per outcome
+    async def _reserve(self, user: str, quantity: int) -> Answer:
+        """The gate decides; a new reservation is published and answered 202 once Kafka has it."""
         reservation_id = self._new_reservation_id()
         try:
             result, reserved_ms = await self._batcher.reserve(user, quantity, reservation_id)
         except GateUnavailable as down:
             log.warning("reserve call failed: %s", down)
             return answers.UNAVAILABLE
-        outcome = result.outcome
-        if outcome is Outcome.RESERVED:
-            return await self._publish(user, result, reserved_ms)
-        if outcome is Outcome.EXISTING:
-            return await self._existing(user, result)
-        if outcome is Outcome.SOLD_OUT:
-            self._board.set_sold_out(True)
-            return answers.SOLD_OUT
-        if outcome is Outcome.INSUFFICIENT:
-            return answers.INSUFFICIENT
-        if outcome is Outcome.CLOSED:
-            self._board.set_flag(False)  # the gate saw the flag off: stop sending buyers at once
-            return answers.NOT_FOUND
-        return answers.UNAVAILABLE  # NO_GATE: fail closed; only the prewarm rebuilds a gate
-
-    async def _publish(self, user: str, result: ReserveResult, reserved_ms: int) -> Answer:
-        message = ReservationMessage(
-            self._rules.sale_id, result.reservation_id, user, result.quantity, reserved_ms
-        )
+        if result.outcome is not Outcome.RESERVED:
+            return await self._not_reserved(user, result)
+        record = encode_record(self._rules.sale_id, result.reservation_id, user, result.quantity, reserved_ms)
         try:
-            await self._publisher.publish(result.reservation_id.encode(), message.encode())
+            await self._publisher.publish(record)
         except PublishFailed as failed:
             self._metrics.publish_failures.inc()
             log.warning("publish of %s failed (%s): returning its stock", result.reservation_id, failed)
@@ -203,6 +191,20 @@ class BuyPath:
         return self._remember(
             user, answers.reservation(result.reservation_id, result.quantity, expires_at), until
         )
+
+    async def _not_reserved(self, user: str, result: ReserveResult) -> Answer:
+        outcome = result.outcome
+        if outcome is Outcome.EXISTING:
+            return await self._existing(user, result)
+        if outcome is Outcome.SOLD_OUT:
+            self._board.set_sold_out(True)
+            return answers.SOLD_OUT
+        if outcome is Outcome.INSUFFICIENT:
+            return answers.INSUFFICIENT
+        if outcome is Outcome.CLOSED:
+            self._board.set_flag(False)  # the gate saw the flag off: stop sending buyers at once
+            return answers.NOT_FOUND
+        return answers.UNAVAILABLE  # NO_GATE: fail closed; only the prewarm rebuilds a gate
 
     async def _existing(self, user: str, result: ReserveResult) -> Answer:
         """The user holds a reservation already (made here or on another replica): the same one back."""

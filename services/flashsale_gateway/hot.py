@@ -61,19 +61,23 @@ class HotRoutes:
             return self._buy.sold_out_answer(authorization)
         return None
 
-    async def attempt(self, authorization: bytes | None, body: Callable[[], Awaitable[bytes]]) -> Answer:
-        """The rest of the buy path, once `early` had nothing to say."""
-        try:
-            content = await body()
-        except BodyTooLarge:
-            return answers.TOO_LARGE
-        return await self._buy.attempt(authorization, content)
+    @property
+    def buy_path(self) -> BuyPath:
+        """The rest of the buy path, once `early` had nothing to say (the front layer calls it directly)."""
+        return self._buy
 
     async def buy(
         self, path: str, authorization: bytes | None, body: Callable[[], Awaitable[bytes]]
     ) -> Answer:
         """404 unless the sale takes orders and this is exactly its order path; then the buy path."""
-        return self.early(path, authorization) or await self.attempt(authorization, body)
+        answer = self.early(path, authorization)
+        if answer is not None:
+            return answer
+        try:
+            content = await body()
+        except BodyTooLarge:
+            return answers.TOO_LARGE
+        return await self._buy.attempt(authorization, content)
 
     def _refresh_status(self) -> None:
         """Rebuilt only when the board built a new status (an identity check per request)."""

@@ -1,8 +1,14 @@
 """Kafka publishing with an awaitable broker acknowledgement (acks=all, idempotent producer).
 
-librdkafka batches the sends on its own threads; one poll thread of ours collects the delivery
-reports and hands each batch of them to the event loop in ONE call_soon_threadsafe (one wake-up for
-many acks, not one per message). A 202 is answered only after its future resolved without error.
+The reservations published in one event-loop tick (the buyers of one gate call resume together)
+go out as ONE message of records (contract.join_records): one produce, one broker ack and one
+delivery report for the batch instead of one per buyer - each delivery report takes the GIL from
+the event loop, and a report per buyer cost a sixth of the buy path (docs/benchmarks.md). Every
+record has its own future, and they all settle together: the broker acknowledged all of them or none.
+
+librdkafka sends on its own threads; one poll thread of ours collects the delivery reports and
+hands them to the event loop in ONE call_soon_threadsafe. A 202 is answered only after its
+future resolved without error.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import threading
 from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from flashsale_sale.contract import MAX_RECORDS_PER_MESSAGE, join_records
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +52,9 @@ class Publisher:
         self.topic = topic
         self._producer = Producer(producer_config(bootstrap_servers))
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reports: list[tuple[asyncio.Future[None], KafkaError | None]] = []
+        self._records: list[bytes] = []  # this tick's records, sent together at its end
+        self._waiting: list[asyncio.Future[None]] = []  # their futures, in the same order
+        self._reports: list[tuple[list[asyncio.Future[None]], KafkaError | None]] = []
         self._reports_lock = threading.Lock()  # flush() on stop reports from another thread than poll()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
@@ -53,15 +63,30 @@ class Publisher:
         self._loop = asyncio.get_running_loop()
         self._thread.start()
 
-    def publish(self, key: bytes, value: bytes) -> asyncio.Future[None]:
-        """Queues one message; the future resolves on the broker's ack or fails with PublishFailed."""
-        assert self._loop is not None, "start() first"
-        future: asyncio.Future[None] = self._loop.create_future()
-        try:
-            self._producer.produce(self.topic, value, key, on_delivery=_Report(self, future))
-        except (BufferError, KafkaException) as error:
-            future.set_exception(PublishFailed(str(error)))
+    def publish(self, record: bytes) -> asyncio.Future[None]:
+        """Joins this tick's message; the future resolves on the broker's ack of the whole message,
+        or fails with PublishFailed."""
+        loop = self._loop
+        assert loop is not None, "start() first"
+        if not self._records:
+            loop.call_soon(self._send)
+        future: asyncio.Future[None] = loop.create_future()
+        self._records.append(record)
+        self._waiting.append(future)
+        if len(self._records) >= MAX_RECORDS_PER_MESSAGE:
+            self._send()  # full: this one goes now, the tick's next records start another
         return future
+
+    def _send(self) -> None:
+        if not self._records:
+            return  # sent already: it filled up
+        records, waiting = self._records, self._waiting
+        self._records, self._waiting = [], []
+        try:
+            # No key: librdkafka spreads keyless messages over the partitions.
+            self._producer.produce(self.topic, join_records(records), on_delivery=_Report(self, waiting))
+        except (BufferError, KafkaException) as error:
+            _settle([(waiting, KafkaError(KafkaError._FAIL, str(error)))])
 
     def reachable(self, timeout: float = 2.0) -> bool:
         """The cluster answers a metadata request and has brokers (blocking: run it off the loop)."""
@@ -72,7 +97,8 @@ class Publisher:
         return bool(metadata.brokers)
 
     def stop(self, timeout: float = 15.0) -> int:
-        """Flushes what is queued (graceful stop; blocking: run it off the loop); returns what is left."""
+        """Flushes what is queued (graceful stop; blocking: run it off the loop); returns what is left.
+        (A tick's records are handed to librdkafka within that tick, so nothing waits in ours.)"""
         left = int(self._producer.flush(timeout))
         self._stopping.set()
         if self._thread.is_alive():
@@ -85,9 +111,9 @@ class Publisher:
             self._producer.poll(0.05)
             self._hand_over()
 
-    def report(self, future: asyncio.Future[None], error: KafkaError | None) -> None:
+    def report(self, futures: list[asyncio.Future[None]], error: KafkaError | None) -> None:
         with self._reports_lock:
-            self._reports.append((future, error))
+            self._reports.append((futures, error))
 
     def _hand_over(self) -> None:
         if not self._reports or self._loop is None or self._loop.is_closed():
@@ -100,24 +126,26 @@ class Publisher:
 class _Report:
     """The delivery callback of one message (runs on the poll thread, inside poll/flush)."""
 
-    __slots__ = ("_future", "_publisher")
+    __slots__ = ("_futures", "_publisher")
 
-    def __init__(self, publisher: Publisher, future: asyncio.Future[None]) -> None:
+    def __init__(self, publisher: Publisher, futures: list[asyncio.Future[None]]) -> None:
         self._publisher = publisher
-        self._future = future
+        self._futures = futures
 
     def __call__(self, error: KafkaError | None, _: Message) -> None:
-        self._publisher.report(self._future, error)
+        self._publisher.report(self._futures, error)
 
 
-def _settle(reports: list[tuple[asyncio.Future[None], KafkaError | None]]) -> None:
-    for future, error in reports:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(PublishFailed(error.str()))
+def _settle(reports: list[tuple[list[asyncio.Future[None]], KafkaError | None]]) -> None:
+    """On the event loop: every record's future of every reported message."""
+    for futures, error in reports:
+        for future in futures:
+            if future.done():  # its buyer went away (cancelled)
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(PublishFailed(error.str()))
 
 
 def _quiet_logger() -> logging.Logger:

@@ -30,10 +30,11 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii as _json_string
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 MESSAGE_VERSION: Final = 1
 ORDER_PATH_PREFIX: Final = "/api/buy/"
@@ -120,7 +121,9 @@ class Outcome(StrEnum):
 
 
 # One call decides a whole batch of buyers (the gateway coalesces one event-loop tick's requests).
-# KEYS: open, stock, buyers, pending, events. ARGV: now_ms, then (user, quantity, new reservation id) triples.
+# KEYS: open, stock, buyers, pending, events. ARGV: now_ms, then one "<user> <quantity> <new reservation
+# id>" per buyer (reserve_args; one argument per buyer, not three: the client packs a third as many, and
+# a malformed one fails the whole call before anything is written).
 # Returns, per buyer, {outcome, reservation id or "", quantity, remaining stock}, flattened.
 # The buyer check comes before the stock check and the decrement (pitfall 2), all in one script
 # (pitfalls 1, 8); the pending record is written atomically with the decrement (pitfall 4). The gate
@@ -132,8 +135,14 @@ local stock = redis.call('GET', KEYS[2])
 local now = ARGV[1]
 local out = {}
 local sold_out_now = false
-for i = 2, #ARGV, 3 do
-  local user, qty, rid = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2]
+local buyers = {}
+for i = 2, #ARGV do
+  local user, qty, rid = string.match(ARGV[i], '^(%S+) (%d+) (%S+)$')
+  if not user then return redis.error_reply('malformed buyer argument ' .. (i - 1)) end
+  buyers[i - 1] = {user, tonumber(qty), rid}
+end
+for _, buyer in ipairs(buyers) do
+  local user, qty, rid = buyer[1], buyer[2], buyer[3]
   if not stock then
     table.insert(out, 'nogate'); table.insert(out, ''); table.insert(out, 0)
   elseif open ~= '1' then
@@ -196,11 +205,28 @@ return redis.call('HDEL', KEYS[1], unpack(ARGV))
 """
 
 
-@dataclass(frozen=True)
-class ReserveResult:
+def buyer_arg(user: str, quantity: int, reservation_id: str) -> str:
+    """One buyer's argument of RESERVE_LUA (user ids, tokens.USER_ID, and reservation ids hold no spaces)."""
+    return f"{user} {quantity:d} {reservation_id}"
+
+
+def reserve_args(now_ms: int, buyers: Iterable[tuple[str, int, str]]) -> list[str | int]:
+    """RESERVE_LUA's ARGV from (user, quantity, new reservation id) per buyer."""
+    return [now_ms, *[buyer_arg(*buyer) for buyer in buyers]]
+
+
+class ReserveResult(NamedTuple):
+    """One buyer's result (a tuple: a batch of hundreds is parsed per call, on the hot path)."""
+
     outcome: Outcome
     reservation_id: str
     quantity: int
+
+
+_OUTCOMES: Final[dict[str | bytes, Outcome]] = {
+    **{o.value: o for o in Outcome},
+    **{o.value.encode(): o for o in Outcome},
+}
 
 
 def parse_reserve_reply(reply: list[Any]) -> tuple[list[ReserveResult], int]:
@@ -208,7 +234,11 @@ def parse_reserve_reply(reply: list[Any]) -> tuple[list[ReserveResult], int]:
     results = []
     for i in range(0, len(reply) - 1, 3):
         outcome, reservation, quantity = reply[i : i + 3]
-        results.append(ReserveResult(Outcome(_text(outcome)), _text(reservation), int(quantity)))
+        try:
+            known = _OUTCOMES[outcome]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown reserve outcome {outcome!r}") from None
+        results.append(ReserveResult(known, _text(reservation), int(quantity)))
     return results, int(reply[-1])
 
 
@@ -234,9 +264,40 @@ def consumer_group(sale_id: str) -> str:
     return f"flashsale.{sale_id}.orders"
 
 
+# A Kafka message carries the reservations of one gateway batch: one JSON record per line (the
+# records never hold a raw newline: the encoder escapes it). One publish, one broker ack and one
+# delivery report per batch instead of per buyer; a message of a single record is the same format.
+RECORD_SEPARATOR: Final = b"\n"
+# What one message may hold: far below the broker's 1 MB message limit even with 128-character
+# user ids (a record is at most ~350 bytes).
+MAX_RECORDS_PER_MESSAGE: Final = 512
+
+
+def join_records(records: list[bytes]) -> bytes:
+    """One Kafka message's value from encoded reservation records (encode_record)."""
+    return RECORD_SEPARATOR.join(records)
+
+
+def split_records(value: bytes) -> list[bytes]:
+    """A Kafka message's value -> its records (empty lines are records too: they are poison)."""
+    return value.split(RECORD_SEPARATOR)
+
+
+def encode_record(
+    sale_id: str, reservation_id: str, user_id: str, quantity: int, reserved_at_ms: int
+) -> bytes:
+    """One reservation record: compact JSON, byte for byte what json.dumps(..., separators=(",", ":"))
+    writes, formatted directly (the stdlib's encoder costs more than the rest of a gateway's publish)."""
+    return (
+        f'{{"v":{MESSAGE_VERSION:d},"sale":{_json_string(sale_id)},'
+        f'"reservationId":{_json_string(reservation_id)},"user":{_json_string(user_id)},'
+        f'"quantity":{quantity:d},"reservedAtMs":{reserved_at_ms:d}}}'
+    ).encode()
+
+
 @dataclass(frozen=True)
 class ReservationMessage:
-    """What the gateway publishes for every accepted reservation (key: the reservation id)."""
+    """One accepted reservation, as a record of the sale's Kafka messages (see RECORD_SEPARATOR)."""
 
     sale_id: str
     reservation_id: str
@@ -245,17 +306,13 @@ class ReservationMessage:
     reserved_at_ms: int
 
     def encode(self) -> bytes:
-        """Compact JSON, byte for byte what json.dumps(..., separators=(",", ":")) writes, formatted
-        directly: the stdlib's encoder costs more than the rest of a gateway's publish."""
-        return (
-            f'{{"v":{MESSAGE_VERSION:d},"sale":{_json_string(self.sale_id)},'
-            f'"reservationId":{_json_string(self.reservation_id)},"user":{_json_string(self.user_id)},'
-            f'"quantity":{self.quantity:d},"reservedAtMs":{self.reserved_at_ms:d}}}'
-        ).encode()
+        return encode_record(
+            self.sale_id, self.reservation_id, self.user_id, self.quantity, self.reserved_at_ms
+        )
 
     @classmethod
     def decode(cls, raw: bytes) -> ReservationMessage:
-        """Raises ValueError for anything that is not a version-1 reservation."""
+        """One record; raises ValueError for anything that is not a version-1 reservation."""
         try:
             data = json.loads(raw)
             if data["v"] != MESSAGE_VERSION:

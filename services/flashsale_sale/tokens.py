@@ -8,12 +8,16 @@ restricted to a safe alphabet so they can live unquoted in Redis records and Kaf
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
 import time
 from collections.abc import Iterable
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
 
 PREFIX: Final = "v1."
 DEFAULT_TTL_SECONDS: Final = 4 * 3600
@@ -24,9 +28,30 @@ class InvalidToken(ValueError):
     """The token is missing, malformed, forged, signed with another key, or expired."""
 
 
+_BLOCK: Final = 64  # SHA-256's block size
+_INNER_PAD: Final = bytes(byte ^ 0x36 for byte in range(256))  # translation tables: key XOR ipad / opad
+_OUTER_PAD: Final = bytes(byte ^ 0x5C for byte in range(256))
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(key: bytes) -> tuple[HASH, HASH]:
+    """HMAC-SHA256's inner and outer hash states for `key` (RFC 2104), made once per key.
+
+    A signature then costs two copies of a state and two small hashes - a third of what
+    hmac.digest spends, most of it on setting the key up again for every token."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(padded.translate(_INNER_PAD)), hashlib.sha256(padded.translate(_OUTER_PAD))
+
+
 def _signature(key: bytes, payload: str) -> str:
-    digest = hmac.new(key, payload.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    inner_state, outer_state = _keyed(key)
+    inner = inner_state.copy()
+    inner.update(payload.encode())
+    outer = outer_state.copy()
+    outer.update(inner.digest())
+    return base64.urlsafe_b64encode(outer.digest()).rstrip(b"=").decode()
 
 
 def mint(key: bytes, user: str, ttl_seconds: int = DEFAULT_TTL_SECONDS, now: float | None = None) -> str:

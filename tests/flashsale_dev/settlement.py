@@ -12,7 +12,7 @@ import subprocess
 from typing import Any
 
 from flashsale_dev.sale import FLASHSALE, LocalSale
-from flashsale_sale.contract import RESERVE_LUA, Outcome, ReservationMessage, parse_reserve_reply
+from flashsale_sale.contract import RESERVE_LUA, Outcome, ReservationMessage, buyer_arg, parse_reserve_reply
 
 
 def reserve(
@@ -26,7 +26,7 @@ def reserve(
             args: list[str | int] = [reserved_ms]
             batch = users[start : start + 500]
             for user in batch:
-                args += [user, quantity, f"r-{user}"]
+                args.append(buyer_arg(user, quantity, f"r-{user}"))
             results, _ = parse_reserve_reply(client.eval(RESERVE_LUA, 5, *sale.keys.reserve_keys(), *args))
             granted += [
                 ReservationMessage(sale.sale_id, result.reservation_id, user, result.quantity, reserved_ms)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.sale import RESERVED_AT_MS, LocalSale
 from flashsale_dev.waiting import wait_for
-from flashsale_sale.contract import RESERVE_LUA, ReservationMessage, parse_reserve_reply
+from flashsale_sale.contract import RESERVE_LUA, ReservationMessage, buyer_arg, parse_reserve_reply
 from flashsale_sale.settings import MAX_PER_USER_LIMIT
 
 
@@ -17,7 +17,7 @@ def _reserve_through_the_gate(sale: LocalSale, users: int, quantity: int) -> lis
     """What the gateway does before it publishes: the real reserve script, pending records included."""
     args: list[str | int] = [RESERVED_AT_MS]
     for i in range(users):
-        args += [f"user-{i}", quantity, f"r-{i}"]
+        args.append(buyer_arg(f"user-{i}", quantity, f"r-{i}"))
     with sale.redis() as client:
         reply = client.eval(RESERVE_LUA, 5, *sale.keys.reserve_keys(), *args)
     results, _ = parse_reserve_reply(reply)

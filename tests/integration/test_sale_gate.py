@@ -24,8 +24,10 @@ from flashsale_sale.contract import (
     RESERVE_LUA,
     Outcome,
     SaleKeys,
+    buyer_arg,
     parse_pending,
     parse_reserve_reply,
+    reserve_args,
 )
 
 Decision = tuple[str, str, str, int]  # user, outcome, reservation id, quantity
@@ -42,7 +44,7 @@ def shop(url: str, sale_id: str, worker: int, calls: int, users: int) -> list[De
         buyers = [(f"user-{rng.randrange(users)}", rng.choice((1, 2))) for _ in range(rng.randint(1, 8))]
         args: list[str | int] = [1_790_000_000_000]
         for user, quantity in buyers:
-            args += [user, quantity, uuid.uuid4().hex]
+            args.append(buyer_arg(user, quantity, uuid.uuid4().hex))
         results, remaining = parse_reserve_reply(script(keys=keys.reserve_keys(), args=args))
         assert remaining >= 0
         decisions += [
@@ -124,8 +126,12 @@ def test_processes_never_oversell_nor_give_a_user_two_reservations(redis_db: Red
 def test_a_repeat_click_gets_the_same_reservation_and_no_stock(redis_db: RedisDatabase) -> None:
     keys = open_sale(redis_db, 10)
     script = redis_db.client.register_script(RESERVE_LUA)
-    first, _ = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[1, "alice", 2, "r-1"]))
-    again, remaining = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[2, "alice", 1, "r-2"]))
+    first, _ = parse_reserve_reply(
+        script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 2, "r-1")]))
+    )
+    again, remaining = parse_reserve_reply(
+        script(keys=keys.reserve_keys(), args=reserve_args(2, [("alice", 1, "r-2")]))
+    )
     assert first[0].outcome == Outcome.RESERVED
     assert (again[0].outcome, again[0].reservation_id, again[0].quantity) == (Outcome.EXISTING, "r-1", 2)
     assert remaining == 8
@@ -137,7 +143,7 @@ def test_release_returns_the_stock_exactly_once_when_run_twice_at_once(redis_db:
     script = redis_db.client.register_script(RESERVE_LUA)
     args: list[str | int] = [1]
     for i in range(100):
-        args += [f"user-{i}", 1 + i % 2, f"r-{i}"]
+        args.append(buyer_arg(f"user-{i}", 1 + i % 2, f"r-{i}"))
     results, remaining = parse_reserve_reply(script(keys=keys.reserve_keys(), args=args))
     assert remaining == stock - 150
 
@@ -167,7 +173,7 @@ def test_closed_while_the_flag_is_off(redis_db: RedisDatabase) -> None:
         if flag is not None:
             gate.set_open(redis_db.client, keys, flag)
         results, remaining = parse_reserve_reply(
-            script(keys=keys.reserve_keys(), args=[1, "alice", 1, "r-1"])
+            script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 1, "r-1")]))
         )
         assert results[0].outcome == Outcome.CLOSED
         assert remaining == 5
@@ -179,9 +185,24 @@ def test_no_gate_when_the_stock_key_is_missing(redis_db: RedisDatabase) -> None:
     keys = SaleKeys(f"gate-{uuid.uuid4().hex[:8]}")
     gate.set_open(redis_db.client, keys, True)
     script = redis_db.client.register_script(RESERVE_LUA)
-    results, remaining = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[1, "alice", 1, "r-1"]))
+    results, remaining = parse_reserve_reply(
+        script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 1, "r-1")]))
+    )
     assert results[0].outcome == Outcome.NO_GATE
     assert remaining == -1
+    assert redis_db.client.hlen(keys.pending) == 0
+
+
+def test_a_malformed_buyer_argument_fails_the_whole_call_before_anything_is_written(
+    redis_db: RedisDatabase,
+) -> None:
+    keys = open_sale(redis_db, 10)
+    script = redis_db.client.register_script(RESERVE_LUA)
+    good = buyer_arg("alice", 1, "r-1")
+    with pytest.raises(redis.ResponseError, match="malformed buyer argument 2"):
+        script(keys=keys.reserve_keys(), args=[1, good, "bob 1"])
+    assert gate.remaining(redis_db.client, keys) == 10
+    assert redis_db.client.hlen(keys.buyers) == 0
     assert redis_db.client.hlen(keys.pending) == 0
 
 
@@ -189,7 +210,7 @@ def test_no_gate_when_the_stock_key_is_missing(redis_db: RedisDatabase) -> None:
 def test_prewarm_is_idempotent(redis_db: RedisDatabase, stock: int) -> None:
     keys = open_sale(redis_db, stock)
     script = redis_db.client.register_script(RESERVE_LUA)
-    script(keys=keys.reserve_keys(), args=[1, "alice", 1, "r-1"])
+    script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 1, "r-1")]))
     before = {key: redis_db.client.dump(key) for key in keys.all_keys()}
     assert not gate.prewarm(redis_db.client, keys, stock + 50)
     assert {key: redis_db.client.dump(key) for key in keys.all_keys()} == before

@@ -16,6 +16,7 @@ from flashsale_sale.contract import (
     RESERVE_LUA,
     Outcome,
     SaleKeys,
+    buyer_arg,
     parse_reserve_reply,
 )
 from flashsale_sale.settlement_lua import (
@@ -37,7 +38,7 @@ def live_sale(client: redis.Redis, stock: int, buyers: int) -> SaleKeys:
     gate.set_open(client, keys, True)
     args: list[str | int] = [1_000]
     for i in range(buyers):
-        args += [f"user-{i}", 1, f"r-{i}"]
+        args.append(buyer_arg(f"user-{i}", 1, f"r-{i}"))
     results, _ = parse_reserve_reply(client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), *args))
     assert all(r.outcome is Outcome.RESERVED for r in results)
     return keys
@@ -128,7 +129,7 @@ def test_a_lost_gate_answers_nogate_not_closed_and_only_the_rebuild_restores_it(
     client = redis_db.client
     keys = live_sale(client, 5, 2)
     client.delete(*keys.all_keys())  # a Redis restart without persistence: the flag is gone too
-    reply = client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), 2_000, "user-9", 1, "r-9")
+    reply = client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), 2_000, buyer_arg("user-9", 1, "r-9"))
     results, remaining = parse_reserve_reply(reply)
     assert (results[0].outcome, remaining) == (Outcome.NO_GATE, -1)
     assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-0", "1") == 0
@@ -143,6 +144,6 @@ def test_a_lost_gate_answers_nogate_not_closed_and_only_the_rebuild_restores_it(
     assert client.smembers(keys.settled) == {b"r-7"}
     gate.set_open(client, keys, True)
     again, _ = parse_reserve_reply(
-        client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), 3_000, "user-0", 1, "r-x")
+        client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), 3_000, buyer_arg("user-0", 1, "r-x"))
     )
     assert (again[0].outcome, again[0].reservation_id) == (Outcome.EXISTING, "r-0")

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flashsale_consumer.batch import decode_batch, next_offsets, order_parameters
 from flashsale_consumer.source import consumer_config
-from flashsale_sale.contract import ReservationMessage
+from flashsale_sale.contract import ReservationMessage, join_records
 from flashsale_sale.settings import ConsumerSettings
 
 SALE = "sale-1"
@@ -64,6 +64,16 @@ def test_poison_is_collected_never_raised() -> None:
     assert batch.reservations == []
     assert [p.offset for p in batch.poison] == list(range(len(bad)))
     assert all(p.reason for p in batch.poison)
+
+
+def test_a_message_carries_a_gateway_batch_and_its_poison_record_is_skipped_alone() -> None:
+    value = join_records(
+        [reservation("r-1", user="u1").encode(), b"not json", reservation("r-2", user="u2").encode()]
+    )
+    batch = decode_batch([FakeRecord(value, 4), FakeRecord(reservation("r-3").encode(), 5)], SALE, 1)
+    assert [r.reservation_id for r in batch.reservations] == ["r-1", "r-2", "r-3"]
+    assert [(p.offset, p.record) for p in batch.poison] == [(4, 1)]
+    assert next_offsets([FakeRecord(value, 4), FakeRecord(b"", 5)]) == {("topic", 0): 6}
 
 
 def test_a_reservation_twice_in_one_batch_is_written_once() -> None:

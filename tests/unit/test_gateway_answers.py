@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from flashsale_gateway import answers
 from flashsale_gateway.buy import reservation_ids
-from flashsale_sale.contract import MESSAGE_VERSION, ReservationMessage
+from flashsale_sale.contract import MESSAGE_VERSION, ReservationMessage, join_records, split_records
 
 
 def test_a_repeat_click_gets_the_same_answer_as_the_first_from_the_body_alone() -> None:
@@ -61,3 +61,14 @@ def test_the_reservation_message_is_the_compact_json_of_its_fields_and_decodes_b
                 "quantity": quantity, "reservedAtMs": at_ms}  # fmt: skip
     assert message.encode() == json.dumps(expected, separators=(",", ":")).encode()
     assert ReservationMessage.decode(message.encode()) == message
+
+
+@given(records=st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20), st.text(max_size=20)),
+                        min_size=1, max_size=20))  # fmt: skip
+def test_the_records_of_one_kafka_message_split_back_whatever_their_text(
+    records: list[tuple[str, str, str]],
+) -> None:
+    """A message carries a gateway batch, one record per line: no text can hold a raw newline."""
+    messages = [ReservationMessage(sale, rid, user, 1, 0) for sale, rid, user in records]
+    value = join_records([m.encode() for m in messages])
+    assert [ReservationMessage.decode(raw) for raw in split_records(value)] == messages

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flashsale_sale import tokens
 
@@ -71,3 +77,10 @@ def test_an_expired_token_is_rejected() -> None:
 def test_unsafe_user_ids_are_never_minted(user: str) -> None:
     with pytest.raises(ValueError, match="user id"):
         tokens.mint(KEY, user)
+
+
+@given(key=st.binary(min_size=1, max_size=200), payload=st.text(max_size=300))
+def test_the_signature_is_the_standard_hmac_sha256_whatever_the_key_length(key: bytes, payload: str) -> None:
+    """The precomputed inner and outer states (keys above SHA-256's block size hashed first, RFC 2104)."""
+    expected = hmac.new(key, payload.encode(), hashlib.sha256).digest()
+    assert tokens._signature(key, payload) == base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
