@@ -41,10 +41,13 @@ class ReserveBatcher:
         self._on_call = on_call
         self._waiting: list[tuple[str, asyncio.Future[Granted]]] = []  # (buyer_arg, its future)
         self._running: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def reserve(self, user: str, quantity: int, reservation_id: str) -> asyncio.Future[Granted]:
         """Joins this tick's batch; the future resolves with the buyer's own result."""
-        loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         if not self._waiting:
             loop.call_soon(self._flush)
         future: asyncio.Future[Granted] = loop.create_future()
