@@ -35,7 +35,7 @@ from bench.keda_model import Backlog, KedaHpa, Simulated, Target, analytic_quant
 from bench.operator_scenarios import CpuWindow, OperatorScenario, say, summary
 from flashsale_dev import faults
 from flashsale_dev.flashsales import sale_spec
-from flashsale_dev.shoppers import buy
+from flashsale_dev.shoppers import buy, buy_one_at_a_time
 from flashsale_dev.waiting import wait_for
 from flashsale_sale.contract import consumer_group, topic_name
 from flashsale_sale.lag import GroupLag
@@ -211,10 +211,12 @@ class ScaleUp:
         )
         self._url = live["gateway"]["url"]
 
-    def _buy(self, users: list[str]) -> None:
+    def _buy(self, users: list[str], *, one_at_a_time: bool = False) -> None:
+        """One at a time: a Kafka message per buyer, so the lag is the number of buyers (buyers at
+        once share messages: a gateway publishes one per event-loop tick)."""
         key = self.scenario.user_token_key
         assert key is not None, "the operator is installed first"
-        answers = buy(self._url, key, users)
+        answers = (buy_one_at_a_time if one_at_a_time else buy)(self._url, key, users)
         if answers.count(202) != len(users):
             raise RuntimeError(f"not every buyer got a 202: {sorted(set(answers))}")
         self._ordered += len(users)
@@ -293,7 +295,7 @@ class ScaleUp:
         users = [f"run{index:02d}-{i:03d}" for i in range(plan.buyers)]
         with faults.ledger_locked(self.scenario.platform.postgres.url(), self._uid):
             sent = time.time()
-            self._buy(users)
+            self._buy(users, one_at_a_time=True)
             run = ScaleRun(index, sent, time.time(), lag_before=self._left)
             rise = _wait(lambda: watch.first_above(1, sent), plan.rise_timeout_s)
             if rise is not None:

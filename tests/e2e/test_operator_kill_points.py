@@ -20,7 +20,7 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.flashsales import FlashSales, sale_spec
 from flashsale_dev.operator_install import InstalledOperator, operator_pods, set_operator_env
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.shoppers import buy
+from flashsale_dev.shoppers import buy, buy_one_at_a_time
 from flashsale_dev.waiting import wait_for
 from flashsale_operator.killpoints import ANNOTATION, ENABLE_ENV
 from flashsale_sale import gate
@@ -111,7 +111,9 @@ def test_a_kill_right_after_scaling_resumes_the_loop_from_the_observed_replicas(
     live = wait_live(sales, "scaled")
     restarts = operator_restarts(core)
     with faults.ledger_locked(platform.postgres.url(), uid):  # consumers held back: a backlog builds
-        answers = buy(live["gateway"]["url"], kill_points.user_token_key, [f"s{i}" for i in range(15)])
+        # One at a time: a Kafka message each, so the lag is 15 (a gateway publishes one per tick).
+        users = [f"s{i}" for i in range(15)]
+        answers = buy_one_at_a_time(live["gateway"]["url"], kill_points.user_token_key, users)
         assert answers.count(202) == 15
         wait_for(
             lambda: operator_restarts(core) > restarts, timeout=180, what="the operator killed after scaling"

@@ -16,7 +16,7 @@ from flashsale_dev import faults
 from flashsale_dev.flashsales import FlashSales, sale_spec
 from flashsale_dev.operator_install import InstalledOperator, operator_metrics
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.shoppers import buy
+from flashsale_dev.shoppers import buy_one_at_a_time
 from flashsale_dev.waiting import wait_for
 
 WINDOW = 10  # scaleDownStabilizationSeconds
@@ -88,7 +88,11 @@ def test_a_backlog_scales_consumers_up_at_once_capped_and_down_only_after_the_wi
     with ReplicaWatch(kube_api, namespace, "busy-consumer") as watch:
         # The consumers are held back (their batches wait on the ledger row): the backlog builds.
         with faults.ledger_locked(platform.postgres.url(), uid):
-            answers = buy(url, flashsale_operator.user_token_key, [f"u{i}" for i in range(BUYERS)])
+            # One at a time: each reservation is a Kafka message of its own, so the lag is BUYERS
+            # (buyers at once share messages: a gateway publishes one per event-loop tick).
+            answers = buy_one_at_a_time(
+                url, flashsale_operator.user_token_key, [f"u{i}" for i in range(BUYERS)]
+            )
             assert answers.count(202) == BUYERS
             up = sales.wait_status("busy", lambda s: (s.get("consumers") or {}).get("replicas") == 3,
                                    what="scaled up to maxReplicas", timeout=120)  # fmt: skip
