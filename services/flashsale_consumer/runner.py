@@ -187,14 +187,14 @@ class _Loop:
         # a time, so one Redis call and one transaction stay bounded; the offsets go after the last.
         step = self._settings.batch_size
         for start in range(0, len(batch.reservations), step):
-            if not self._settle_orders(batch.reservations[start : start + step]):
+            if not self._claim_and_write(batch.reservations[start : start + step]):
                 return False  # stopping while Redis or the database is away: the batch stays uncommitted
         self._source.commit(next_offsets(messages))
         self._metrics.batch_size.labels(sale).observe(len(messages))
         self._metrics.batch_seconds.labels(sale).observe(time.perf_counter() - started)
         return True
 
-    def _settle_orders(self, decoded: list[ReservationMessage]) -> bool:
+    def _claim_and_write(self, decoded: list[ReservationMessage]) -> bool:
         """Claim, write, mark ordered; False if it was abandoned (stopping)."""
         reservations = self._claim(decoded)
         if reservations is None:

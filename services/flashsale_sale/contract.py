@@ -30,7 +30,6 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii as _json_string
@@ -122,7 +121,7 @@ class Outcome(StrEnum):
 
 # One call decides a whole batch of buyers (the gateway coalesces one event-loop tick's requests).
 # KEYS: open, stock, buyers, pending, events. ARGV: now_ms, then one "<user> <quantity> <new reservation
-# id>" per buyer (reserve_args; one argument per buyer, not three: the client packs a third as many, and
+# id>" per buyer (buyer_arg; one argument per buyer, not three: the client packs a third as many, and
 # a malformed one fails the whole call before anything is written).
 # Returns, per buyer, {outcome, reservation id or "", quantity, remaining stock}, flattened.
 # The buyer check comes before the stock check and the decrement (pitfall 2), all in one script
@@ -208,11 +207,6 @@ return redis.call('HDEL', KEYS[1], unpack(ARGV))
 def buyer_arg(user: str, quantity: int, reservation_id: str) -> str:
     """One buyer's argument of RESERVE_LUA (user ids, tokens.USER_ID, and reservation ids hold no spaces)."""
     return f"{user} {quantity:d} {reservation_id}"
-
-
-def reserve_args(now_ms: int, buyers: Iterable[tuple[str, int, str]]) -> list[str | int]:
-    """RESERVE_LUA's ARGV from (user, quantity, new reservation id) per buyer."""
-    return [now_ms, *[buyer_arg(*buyer) for buyer in buyers]]
 
 
 class ReserveResult(NamedTuple):

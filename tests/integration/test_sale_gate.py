@@ -27,7 +27,6 @@ from flashsale_sale.contract import (
     buyer_arg,
     parse_pending,
     parse_reserve_reply,
-    reserve_args,
 )
 
 Decision = tuple[str, str, str, int]  # user, outcome, reservation id, quantity
@@ -126,11 +125,9 @@ def test_processes_never_oversell_nor_give_a_user_two_reservations(redis_db: Red
 def test_a_repeat_click_gets_the_same_reservation_and_no_stock(redis_db: RedisDatabase) -> None:
     keys = open_sale(redis_db, 10)
     script = redis_db.client.register_script(RESERVE_LUA)
-    first, _ = parse_reserve_reply(
-        script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 2, "r-1")]))
-    )
+    first, _ = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 2, "r-1")]))
     again, remaining = parse_reserve_reply(
-        script(keys=keys.reserve_keys(), args=reserve_args(2, [("alice", 1, "r-2")]))
+        script(keys=keys.reserve_keys(), args=[2, buyer_arg("alice", 1, "r-2")])
     )
     assert first[0].outcome == Outcome.RESERVED
     assert (again[0].outcome, again[0].reservation_id, again[0].quantity) == (Outcome.EXISTING, "r-1", 2)
@@ -173,7 +170,7 @@ def test_closed_while_the_flag_is_off(redis_db: RedisDatabase) -> None:
         if flag is not None:
             gate.set_open(redis_db.client, keys, flag)
         results, remaining = parse_reserve_reply(
-            script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 1, "r-1")]))
+            script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 1, "r-1")])
         )
         assert results[0].outcome == Outcome.CLOSED
         assert remaining == 5
@@ -186,7 +183,7 @@ def test_no_gate_when_the_stock_key_is_missing(redis_db: RedisDatabase) -> None:
     gate.set_open(redis_db.client, keys, True)
     script = redis_db.client.register_script(RESERVE_LUA)
     results, remaining = parse_reserve_reply(
-        script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 1, "r-1")]))
+        script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 1, "r-1")])
     )
     assert results[0].outcome == Outcome.NO_GATE
     assert remaining == -1
@@ -210,7 +207,7 @@ def test_a_malformed_buyer_argument_fails_the_whole_call_before_anything_is_writ
 def test_prewarm_is_idempotent(redis_db: RedisDatabase, stock: int) -> None:
     keys = open_sale(redis_db, stock)
     script = redis_db.client.register_script(RESERVE_LUA)
-    script(keys=keys.reserve_keys(), args=reserve_args(1, [("alice", 1, "r-1")]))
+    script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 1, "r-1")])
     before = {key: redis_db.client.dump(key) for key in keys.all_keys()}
     assert not gate.prewarm(redis_db.client, keys, stock + 50)
     assert {key: redis_db.client.dump(key) for key in keys.all_keys()} == before
