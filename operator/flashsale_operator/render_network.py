@@ -2,10 +2,17 @@
 
 - `<sale>-default-deny` selects every pod of the sale (instance + part-of labels): no ingress, no
   egress, also for a sale pod no allow-policy names.
-- `<sale>-allow-gateway`: ingress on its HTTP port from anywhere (the crowd comes through the
-  LoadBalancer, whose source addresses are the nodes' or the internet's); egress to DNS, Redis and Kafka.
-- `<sale>-allow-consumer`: ingress only on the metrics port (Prometheus scrapes it; its address is the
-  platform's, not known here); egress to DNS, Redis, Kafka and PostgreSQL.
+- `<sale>-allow-gateway`: ingress on its public port from anywhere (the crowd comes through the
+  LoadBalancer, whose source addresses are the nodes' or the internet's), and on its admin port
+  (health, readiness, metrics, OpenAPI) from the platform's scrapers only (`metrics_scrapers` in the
+  operator's config: the monitoring namespace by default); egress to DNS, Redis, Kafka and PostgreSQL
+  (the order view reads orders, the payment updates them).
+- `<sale>-allow-consumer`: ingress only on its metrics port, from the scrapers; egress to DNS, Redis,
+  Kafka and PostgreSQL.
+
+The kubelet's probes need no rule: they come from the pod's own node, and traffic between a pod and
+its node is always allowed whatever the policies say (the NetworkPolicy spec; every conforming
+plugin). Nothing else reaches the admin port: a shop pod, or another sale's, gets no answer there.
 
 - `<sale>-allow-kafka`, only with a dedicated queue (render_kafka): the broker takes 9092 from the
   sale's gateways and consumers and from the operator's namespace (the operator creates the topic and
@@ -35,7 +42,7 @@ from urllib.parse import urlsplit
 
 from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
-from flashsale_operator.render_env import GATEWAY_PORT, METRICS_PORT
+from flashsale_operator.render_env import ADMIN_PORT, GATEWAY_PORT, METRICS_PORT
 from flashsale_operator.render_meta import SaleRef, child_name, metadata, sale_pods, selector
 from flashsale_operator.spec import QueueMode
 
@@ -138,8 +145,12 @@ def _policy(
     }
 
 
-def _ingress_on(port: int) -> list[dict[str, Any]]:
-    return [{"ports": [{"protocol": "TCP", "port": port}]}]  # no `from`: any source, this port only
+def _from_anywhere(port: int) -> dict[str, Any]:
+    return {"ports": _tcp(port)}  # no `from`: any source, this port only
+
+
+def _scrapes(config: OperatorConfig, port: int) -> dict[str, Any]:
+    return {"from": copy.deepcopy(config.metrics_scrapers), "ports": _tcp(port)}
 
 
 def network_policies(
@@ -156,14 +167,14 @@ def network_policies(
             ref,
             "allow-gateway",
             selector(ref, "gateway"),
-            _ingress_on(GATEWAY_PORT),
-            _egress(redis + kafka, broker),
+            [_from_anywhere(GATEWAY_PORT), _scrapes(config, ADMIN_PORT)],
+            _egress(redis + kafka + postgres, broker),
         ),
         _policy(
             ref,
             "allow-consumer",
             selector(ref, "consumer"),
-            _ingress_on(METRICS_PORT),
+            [_scrapes(config, METRICS_PORT)],
             _egress(redis + kafka + postgres, broker),
         ),
     ]

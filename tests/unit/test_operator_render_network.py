@@ -64,22 +64,25 @@ def test_every_sale_pod_is_denied_everything_unless_an_allow_policy_says_otherwi
         assert deny["podSelector"]["matchLabels"].items() <= labels(REF, component).items()
 
 
-def test_only_the_gateway_takes_traffic_and_the_consumer_only_its_scrapes() -> None:
+def test_only_the_gateway_takes_traffic_and_only_the_scrapers_reach_the_admin_ports() -> None:
     found = policies()
     gateway, consumer = found["kettle-allow-gateway"], found["kettle-allow-consumer"]
     assert gateway["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "flashsale-gateway"
     assert consumer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "flashsale-consumer"
-    assert gateway["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
-    assert consumer["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9090}]}]
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    scrapes = {"from": monitoring, "ports": [{"protocol": "TCP", "port": 9090}]}
+    assert gateway["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}, scrapes]
+    assert consumer["ingress"] == [scrapes]
     assert all(p["policyTypes"] == ["Ingress", "Egress"] for p in found.values())
 
 
 def test_each_pod_reaches_dns_and_exactly_its_middleware() -> None:
     found = policies()
     redis, kafka = {("10.0.0.5/32", "TCP", 6379)}, {("any", "TCP", 9092), ("10.0.0.7/32", "TCP", 9093)}
+    postgres = {("10.0.0.9/32", "TCP", 5433)}
     gateway, consumer = found["kettle-allow-gateway"]["egress"], found["kettle-allow-consumer"]["egress"]
-    assert destinations(gateway) == redis | kafka  # no database: the gateway never writes orders
-    assert destinations(consumer) == redis | kafka | {("10.0.0.9/32", "TCP", 5433)}
+    assert destinations(gateway) == redis | kafka | postgres  # the order view and the payment
+    assert destinations(consumer) == redis | kafka | postgres
     for egress in (gateway, consumer):
         assert egress[0] == DNS_RULE  # kube-system only, port 53, UDP and TCP
         assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}} in (
