@@ -202,7 +202,7 @@ def consumer_deployment(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfi
 
 
 def gateway_service(ref: SaleRef, spec: FlashSaleSpec) -> dict[str, Any]:
-    """The public port only: the admin port (probes, metrics, OpenAPI) is reached at the pods' own addresses."""
+    """The public port only: the admin port (probes, metrics, OpenAPI) is reached at the pods' addresses."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
