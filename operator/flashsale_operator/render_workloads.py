@@ -79,9 +79,7 @@ CONSUMER_READINESS: Final = _http_probe("/healthz", "metrics", period=5, timeout
 CONSUMER_LIVENESS: Final = _http_probe("/healthz", "metrics", period=10, timeout=5, failures=6, delay=15)
 
 
-def _container(
-    name: str, image: str, env: list[dict[str, Any]], *ports: tuple[str, int]
-) -> dict[str, Any]:
+def _container(name: str, image: str, env: list[dict[str, Any]], *ports: tuple[str, int]) -> dict[str, Any]:
     return {
         "name": name,
         "image": image,
