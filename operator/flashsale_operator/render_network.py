@@ -26,9 +26,13 @@ lives in kube-system on every common distribution (a node-local DNS cache on a l
 would need its own ipBlock).
 
 Middleware: the host and port come from the platform's URLs. An IP address gives an ipBlock of that
-one address; a DNS name cannot be selected by a NetworkPolicy (it sees addresses, and a name may
-resolve to many or change), so it gives the port alone, to any address. Kafka clients reach every
-broker the metadata names, not only the bootstrap servers: list them all in the bootstrap setting.
+one address. A Service's name in the cluster (`<svc>.<namespace>.svc[.cluster.local]`, or a pod of a
+headless Service, `<pod>.<svc>.<namespace>.svc...`) gives the pods of that namespace on that port: the
+plugins judge a connection to a ClusterIP on the pod it is forwarded to. (An ExternalName Service or
+one without a selector leads outside that namespace: give the address instead.) Any other DNS name
+cannot be selected by a NetworkPolicy (it sees addresses, and a name may resolve to many or change),
+so it gives the port alone, to any address. Kafka clients reach every broker the metadata names, not
+only the bootstrap servers: list them all in the bootstrap setting.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from flashsale_operator.render_env import ADMIN_PORT, GATEWAY_PORT, METRICS_PORT
 from flashsale_operator.render_meta import SaleRef, child_name, metadata, sale_pods, selector
 from flashsale_operator.spec import QueueMode
 
+NAMESPACE_NAME: Final = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 REDIS_PORT: Final = 6379
 KAFKA_PORT: Final = 9092
 POSTGRES_PORT: Final = 5432
@@ -91,12 +96,29 @@ def postgres_endpoints(url: str) -> list[Endpoint]:
     return _endpoints(hosts.split(","), POSTGRES_PORT, "database URL")
 
 
+def service_namespace(host: str) -> str | None:
+    """The namespace of a cluster Service's DNS name (`svc.ns.svc`, `pod.svc.ns.svc.cluster.local`).
+
+    Only the `.svc` and `.svc.cluster.local` endings: under another cluster domain a name is taken as
+    any DNS name (the port alone), never guessed.
+    """
+    labels = host.rstrip(".").lower().split(".")
+    for suffix in (["svc"], ["svc", "cluster", "local"]):
+        service_labels = len(labels) - len(suffix)
+        if service_labels >= 2 and labels[service_labels:] == suffix:
+            return labels[service_labels - 1]
+    return None
+
+
 def egress_rule(endpoint: Endpoint) -> dict[str, Any]:
     rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": endpoint.port}]}
     try:
         address = ipaddress.ip_address(endpoint.host)
     except ValueError:
-        return rule  # a DNS name: the port alone (see the module's docstring)
+        namespace = service_namespace(endpoint.host)
+        if namespace is None:
+            return rule  # a DNS name outside the cluster: the port alone (see the module's docstring)
+        return {"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME: namespace}}}], **rule}
     return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}], **rule}
 
 
