@@ -69,14 +69,16 @@ class Prometheus(Component):
 
     def register_pods(self, job: str, pods: Iterable[Any]) -> list[str]:
         """Scrape these pods (kubernetes client objects) where their annotations say; the addresses."""
-        groups = []
+        groups: list[dict[str, Any]] = []
+        addresses: list[str] = []
         for pod in pods:
             target = annotated_target(pod.metadata.annotations, pod.status.pod_ip)
             if target is not None:
                 labels = {"job": job, "pod": pod.metadata.name, "__metrics_path__": target[1]}
                 groups.append({"targets": [target[0]], "labels": labels})
+                addresses.append(target[0])
         self._write_targets(job, groups)
-        return [group["targets"][0] for group in groups]
+        return addresses
 
     def unregister_target(self, job: str) -> None:
         (self.targets_dir / f"{job}.json").unlink(missing_ok=True)
