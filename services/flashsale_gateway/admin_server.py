@@ -214,7 +214,10 @@ async def _write_response(
     head_only: bool,
 ) -> None:
     status, headers, body = answer
-    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
     lines = [f"HTTP/1.1 {status} {reason}".encode()]
     lines += [
         key + b": " + value
