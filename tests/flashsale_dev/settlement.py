@@ -15,23 +15,20 @@ from flashsale_dev.sale import FLASHSALE, LocalSale
 from flashsale_sale.contract import RESERVE_LUA, Outcome, ReservationMessage, buyer_arg, parse_reserve_reply
 
 
-def reserve(
-    sale: LocalSale, users: list[str], reserved_ms: int, quantity: int = 1
-) -> list[ReservationMessage]:
+def reserve(sale: LocalSale, users: list[str], quantity: int = 1) -> list[ReservationMessage]:
     """The gate's decision for each user, as a gateway asks it (one script call per 500 buyers); the
-    reservations it granted, as the messages the gateway would publish. Nothing is published here."""
+    reservations it granted, as the messages the gateway would publish (the reservation time is the
+    gate's, Redis' clock). Nothing is published here: a gateway that died before its publish."""
     granted: list[ReservationMessage] = []
     with sale.redis() as client:
         for start in range(0, len(users), 500):
-            args: list[str | int] = [reserved_ms]
             batch = users[start : start + 500]
-            for user in batch:
-                args.append(buyer_arg(user, quantity, f"r-{user}"))
+            args = [buyer_arg(user, quantity, f"r-{user}") for user in batch]
             results, _ = parse_reserve_reply(client.eval(RESERVE_LUA, 5, *sale.keys.reserve_keys(), *args))
             granted += [
-                ReservationMessage(sale.sale_id, result.reservation_id, user, result.quantity, reserved_ms)
-                for user, result in zip(batch, results, strict=True)
-                if result.outcome is Outcome.RESERVED
+                ReservationMessage(sale.sale_id, r.reservation_id, user, r.quantity, r.reserved_ms)
+                for user, r in zip(batch, results, strict=True)
+                if r.outcome is Outcome.RESERVED
             ]
     return granted
 

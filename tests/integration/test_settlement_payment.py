@@ -49,7 +49,7 @@ def test_1000_payments_racing_their_own_expiry_each_end_exactly_once(sale: Local
     gateway = sale.start_gateway(FLASHSALE_PAYMENT_TIMEOUT_SECONDS=str(TIMEOUT))
     users = [f"payer-{i}" for i in range(1_000)]
     now_ms = int(time.time() * 1000)
-    granted = reserve(sale, users, now_ms)
+    granted = reserve(sale, users)
     assert len(granted) == 1_000
     # Deadlines spread over 20 s, starting once the orders are surely written.
     first_deadline_ms = now_ms + 10_000
@@ -108,7 +108,7 @@ def test_the_payment_contract(sale: LocalSale) -> None:
     consumer = sale.start_consumer(FLASHSALE_PAYMENT_TIMEOUT_SECONDS="60")
     gateway = sale.start_gateway(FLASHSALE_PAYMENT_TIMEOUT_SECONDS="60")
     now_ms = int(time.time() * 1000)
-    [alice] = reserve(sale, ["alice"], now_ms)
+    [alice] = reserve(sale, ["alice"])
 
     with gateway.client() as client:
         url = f"/api/orders/{alice.reservation_id}/pay"
@@ -132,7 +132,7 @@ def test_the_payment_contract(sale: LocalSale) -> None:
         assert view["state"] == "paid"
 
         # An order whose deadline passed before anyone paid: expired, never paid.
-        [late] = reserve(sale, ["carol"], int(time.time() * 1000))
+        [late] = reserve(sale, ["carol"])
         sale.produce([replace(late, reserved_at_ms=now_ms - 120_000)])
         wait_for(
             lambda: orders_by_state(sale)["expired"] == {late.reservation_id}, timeout=120, what="expiry"
