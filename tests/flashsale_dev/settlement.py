@@ -74,6 +74,20 @@ def orders_by_state(sale: LocalSale) -> dict[str, set[str]]:
     return by_state
 
 
+def set_deadlines(sale: LocalSale, deadlines: dict[str, float]) -> None:
+    """Moves orders' payment deadlines (reservation id -> seconds from the database's now; negative:
+    passed already): what the clock does to an order, without a test waiting out a real payment
+    window. Payment, expiry and the settlement loop then judge them as they would any order."""
+    with sale.database() as conn:
+        conn.execute(
+            "UPDATE orders SET expires_at = now() + make_interval(secs => d.seconds)"
+            " FROM unnest(%s::text[], %s::float8[]) AS d(reservation_id, seconds)"
+            " WHERE orders.sale_id = %s AND orders.reservation_id = d.reservation_id"
+            " AND orders.state = 'ordered'",
+            (list(deadlines), list(deadlines.values()), sale.sale_id),
+        )
+
+
 def settled(sale: LocalSale) -> set[str]:
     """The reservation ids whose units went back to the gate."""
     with sale.redis() as client:
