@@ -74,18 +74,21 @@ def orders_by_state(sale: LocalSale) -> dict[str, set[str]]:
     return by_state
 
 
-def set_deadlines(sale: LocalSale, deadlines: dict[str, float]) -> None:
+def set_deadlines(sale: LocalSale, deadlines: dict[str, float]) -> dict[str, float]:
     """Moves orders' payment deadlines (reservation id -> seconds from the database's now; negative:
     passed already): what the clock does to an order, without a test waiting out a real payment
-    window. Payment, expiry and the settlement loop then judge them as they would any order."""
+    window. Payment, expiry and the settlement loop then judge them as they would any order.
+    Returns the new deadlines (epoch seconds) of the orders moved (those still `ordered`)."""
     with sale.database() as conn:
-        conn.execute(
+        rows = conn.execute(
             "UPDATE orders SET expires_at = now() + make_interval(secs => d.seconds)"
             " FROM unnest(%s::text[], %s::float8[]) AS d(reservation_id, seconds)"
             " WHERE orders.sale_id = %s AND orders.reservation_id = d.reservation_id"
-            " AND orders.state = 'ordered'",
+            " AND orders.state = 'ordered'"
+            " RETURNING orders.reservation_id, extract(epoch FROM orders.expires_at)",
             (list(deadlines), list(deadlines.values()), sale.sale_id),
-        )
+        ).fetchall()
+    return {str(rid): float(epoch) for rid, epoch in rows}
 
 
 def settled(sale: LocalSale) -> set[str]:
