@@ -1,8 +1,9 @@
 """Lost reservations: pending in the gate long after the decrement, and never an order. Given back once.
 
-A reservation is lost when the gateway died between the decrement and the broker's ack, when its
-publish failed and the gateway could not release it, or when the record refused it (a user's second
-live order). In that order of questions (docs/settlement.md, "Lost reservations"):
+A reservation is lost when the gateway died between the decrement and the broker's ack, or its
+publish failed, and the buyer never asked again (a repeat would have published it again), or when
+the record refused it (a user's second live order). In that order of questions (docs/settlement.md,
+"Lost reservations"):
 
 1. candidates: pending records whose LAST attempt (the reservation, or the latest repeat click that
    published it again) is older than FLASHSALE_LOST_RESERVATION_SECONDS, by Redis' clock (the one
