@@ -68,11 +68,13 @@ def test_kafka_down_at_the_publish_keeps_the_unit_for_the_shoppers_retry(
         held = {rid: user for rid, (user, _) in record.pending.items()}
         assert sorted(held.values()) == sorted(users), record.describe()
         assert not record.settled, record.describe()
+        # 15 of them keep trying (each attempt touches their reservation, so it stays theirs however
+        # long the broker takes to come back); once it is back, their own reservations are published
+        # and answered 202. The other 5 never come back: the recovery gives their units back after
+        # the deadline.
+        returning, gone = users[:15], users[15:]
+        crowd = Crowd(sale, [gateway], returning).start()
 
-    # Once the broker is back, 15 of them retry: their own reservations, published, then 202. The
-    # other 5 never come back: the recovery gives their units back after the deadline.
-    returning, gone = users[:15], users[15:]
-    crowd = Crowd(sale, [gateway], returning).start()
     crowd.join()
     accepted = crowd.accepted()
     assert accepted == {rid: user for rid, user in held.items() if user in returning}
@@ -97,13 +99,12 @@ def test_a_hung_broker_at_the_publish_makes_one_order_of_each_reservation_its_re
     with faults.frozen(platform.kafka.process):
         statuses = asyncio.run(_buy_once(sale, gateway, path, users))
         record = read_record(sale)  # still frozen: no consumer has read a late publish yet
+        # They keep trying: the same reservations, answered 202 once published (again, or read by a
+        # consumer already); the late publish and the retry's are one order.
+        crowd = Crowd(sale, [gateway], users).start()
     assert statuses == [503] * len(users), statuses
     assert record.gate == sale.stock - len(users), f"units were given back: {record.describe()}"
     held = {rid: user for rid, (user, _) in record.pending.items()}
-
-    # Their retries: the same reservations, answered 202 once published (again, or read by a
-    # consumer already); the late publish and the retry's are one order.
-    crowd = Crowd(sale, [gateway], users).start()
     crowd.join()
     assert crowd.accepted() == held
     record = assert_sale_is_whole(sale, crowd.accepted())
