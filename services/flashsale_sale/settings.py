@@ -88,6 +88,18 @@ class GatewaySettings(SaleSettings):
     port: Annotated[int, Field(ge=1, le=65_535)] = 8080
 
 
+# The recovery may give a reservation back only once every publish attempted for it has ended. A
+# publish ends within the publish timeout of its produce() call; the attempt's time is taken in the
+# gate a little earlier, and a busy gateway's event loop adds its own delay. Twice the timeout plus
+# this margin leaves a whole timeout of slack for that.
+LOST_RESERVATION_MARGIN_SECONDS: Final = 2.0
+
+
+def safe_lost_reservation_seconds(publish_timeout_seconds: float) -> float:
+    """The shortest safe lost-reservation deadline for the gateways' publish timeout."""
+    return 2 * publish_timeout_seconds + LOST_RESERVATION_MARGIN_SECONDS
+
+
 class ConsumerSettings(SaleSettings):
     """The consumer adds its batch shape and where it serves metrics."""
 
@@ -97,7 +109,7 @@ class ConsumerSettings(SaleSettings):
     bind_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
     # A reservation whose last attempt is this old, with no order, is lost (the recovery returns it once
-    # the group has no lag); at least LOST_RESERVATION_MARGIN above the publish timeout.
+    # the group has no lag); at least safe_lost_reservation_seconds(publish timeout), checked below.
     lost_reservation_seconds: Annotated[float, Field(ge=5, le=86_400)] = 60.0
 
     @model_validator(mode="after")
@@ -115,18 +127,6 @@ class ConsumerSettings(SaleSettings):
     @property
     def group(self) -> str:
         return self.consumer_group or consumer_group(self.sale_id)
-
-
-# The recovery may give a reservation back only once every publish attempted for it has ended. A
-# publish ends within the publish timeout of its produce() call; the attempt's time is taken in the
-# gate a little earlier, and a busy gateway's event loop adds its own delay. Twice the timeout plus
-# this margin leaves a whole timeout of slack for that.
-LOST_RESERVATION_MARGIN_SECONDS: Final = 2.0
-
-
-def safe_lost_reservation_seconds(publish_timeout_seconds: float) -> float:
-    """The shortest safe lost-reservation deadline for the gateways' publish timeout."""
-    return 2 * publish_timeout_seconds + LOST_RESERVATION_MARGIN_SECONDS
 
 
 S = TypeVar("S", bound=SaleSettings)
