@@ -84,7 +84,7 @@ class ConsumerBench:
                     (f"u{i}", uuid.uuid4().hex)
                     for i in range(start, min(start + _RESERVE_BATCH, self.orders))
                 ]
-                args: list[Any] = [now_ms]
+                args: list[Any] = []
                 for user, reservation in batch:
                     args.append(buyer_arg(user, 1, reservation))
                 client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), *args)

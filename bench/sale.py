@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,13 +105,8 @@ class BenchSale:
         with self._redis() as client:
             left = gate.remaining(client, self.keys) or 0
             if left > 0:
-                now_ms = str(int(time.time() * 1000))
                 client.eval(
-                    RESERVE_LUA,
-                    5,
-                    *self.keys.reserve_keys(),
-                    now_ms,
-                    buyer_arg("bench-rest", left, "bench-rest"),
+                    RESERVE_LUA, 5, *self.keys.reserve_keys(), buyer_arg("bench-rest", left, "bench-rest")
                 )
         wait_for(self._answers_sold_out, timeout=timeout, what="the gateway to answer 410 sold out")
         return left

@@ -102,8 +102,8 @@ class ConsumerMetrics:
 class SettlementMetrics:
     """The settlement loop's: orders by state, stock returned by cause, recoveries, the reconciliation.
 
-    `flashsale_stock_returned_units_total{cause}` has the same name in the gateway (cause
-    "publish_failed"), so `sum by (cause)` over a sale's pods tells where returned stock came from.
+    `flashsale_stock_returned_units_total{cause}`: only the settlement loop gives stock back (expired
+    orders, lost reservations); the gateways' former cause "publish_failed" is gone with their release.
     """
 
     RETURN_CAUSES = ("expired", "lost")

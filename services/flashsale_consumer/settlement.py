@@ -99,15 +99,14 @@ class SettlementLoop:
     def _recover(self) -> None:
         deadline_ms = int(self._settings.lost_reservation_seconds * 1000)
         recovered = recover_lost(
-            self._redis, self._connect(), self._lag, self._keys,
-            now_ms=int(time.time() * 1000), older_than_ms=deadline_ms,
-        )  # fmt: skip
+            self._redis, self._connect(), self._lag, self._keys, older_than_ms=deadline_ms
+        )
         self._lagging = recovered.lagging
         if recovered.released:
             self._metrics.recovered.inc(recovered.released)
             self._metrics.returned(self._sale, "lost").inc(recovered.units)
             log.warning(
-                "gave back %d lost reservations (%d units): pending over %.0f s, never ordered",
+                "gave back %d lost reservations (%d units): no attempt for %.0f s, never ordered",
                 recovered.released, recovered.units, self._settings.lost_reservation_seconds,
             )  # fmt: skip
         if recovered.marked:

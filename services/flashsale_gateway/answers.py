@@ -71,6 +71,8 @@ NOT_FOUND: Final = error(404, "not_found", "no such resource")
 SOLD_OUT: Final = error(410, "sold_out", "the sale is sold out")
 INSUFFICIENT: Final = error(409, "insufficient_stock", "less stock left than the quantity asked")
 UNAVAILABLE: Final = error(503, "unavailable", "the sale cannot take orders right now; try again")
+# The reservation is held, its publish failed: a retry publishes it again.
+UNPUBLISHED: Final = error(503, "unavailable", "the reservation could not be confirmed yet; try again", 1)
 TOO_LARGE: Final = error(413, "payload_too_large", "the body is larger than a buy request can be")
 MISSING_TOKEN: Final = error(401, "unauthorized", "missing bearer token")
 INVALID_TOKEN: Final = {

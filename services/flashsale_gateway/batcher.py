@@ -2,12 +2,12 @@
 
 A Redis round trip costs more than the rest of a request; one EVALSHA per tick for all of its buyers
 (the script loops over them) turns N round trips into one, and the script is atomic either way.
+The reservation time is the script's (Redis' clock), never this process's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Final
 
@@ -19,8 +19,6 @@ from flashsale_sale.contract import RESERVE_LUA, ReserveResult, SaleKeys, buyer_
 # A tick under a crowd can hold thousands of buyers; one script call that long would stall Redis
 # for everyone else, so a batch is cut at this size.
 MAX_BATCH: Final = 512
-
-Granted = tuple[ReserveResult, int]  # the buyer's result and the reservation time (ms) the gate wrote
 
 
 class GateUnavailable(Exception):
@@ -39,18 +37,18 @@ class ReserveBatcher:
         self._keys = keys.reserve_keys()
         self._on_remaining = on_remaining
         self._on_call = on_call
-        self._waiting: list[tuple[str, asyncio.Future[Granted]]] = []  # (buyer_arg, its future)
+        self._waiting: list[tuple[str, asyncio.Future[ReserveResult]]] = []  # (buyer_arg, its future)
         self._running: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def reserve(self, user: str, quantity: int, reservation_id: str) -> asyncio.Future[Granted]:
+    def reserve(self, user: str, quantity: int, reservation_id: str) -> asyncio.Future[ReserveResult]:
         """Joins this tick's batch; the future resolves with the buyer's own result."""
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         if not self._waiting:
             loop.call_soon(self._flush)
-        future: asyncio.Future[Granted] = loop.create_future()
+        future: asyncio.Future[ReserveResult] = loop.create_future()
         self._waiting.append((buyer_arg(user, quantity, reservation_id), future))
         return future
 
@@ -61,10 +59,8 @@ class ReserveBatcher:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
-    async def _call(self, batch: list[tuple[str, asyncio.Future[Granted]]]) -> None:
-        now_ms = int(time.time() * 1000)
-        args: list[str | int] = [now_ms]
-        args += [buyer for buyer, _ in batch]
+    async def _call(self, batch: list[tuple[str, asyncio.Future[ReserveResult]]]) -> None:
+        args = [buyer for buyer, _ in batch]
         self._on_call(len(batch))
         try:
             reply = await self._script(keys=self._keys, args=args)
@@ -78,7 +74,7 @@ class ReserveBatcher:
         self._on_remaining(remaining)
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
-                future.set_result((result, now_ms))
+                future.set_result(result)
 
     async def drain(self) -> None:
         """Waits for the calls in flight (graceful stop)."""

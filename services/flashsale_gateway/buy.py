@@ -3,7 +3,14 @@
     path + state (front layer) -> sold out, not a known buyer: 410 (no token check, no Redis)
     token (one HMAC) -> body -> this user's cached answer / in-flight attempt -> user rate (429)
     -> sold-out flag (410) -> admission bucket (503) -> Redis gate (one call per tick for all)
-    -> Kafka publish, awaited ack -> 202; failed publish -> stock back at once, 503
+    -> Kafka publish, awaited ack -> 202; failed publish -> 503 (the reservation stays pending)
+
+A 202 means published: the broker acknowledged the reservation's record, or a consumer has read it.
+A repeat attempt that finds its reservation pending and unclaimed in the gate publishes the same
+record again (the consumers write one order per reservation id) and answers 202 only after that
+ack. So no gateway ever gives stock back after a failed publish: another attempt's publish of the
+same reservation may still be in flight and be acknowledged; a reservation nobody retries is given
+back by the lost-reservation recovery (docs/settlement.md).
 
 The cache and the limits are this replica's; the one-reservation-per-user rule that holds across
 replicas is the gate's.
@@ -22,9 +29,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
-
 from flashsale_gateway import answers
 from flashsale_gateway.answers import Answer
 from flashsale_gateway.batcher import GateUnavailable, ReserveBatcher
@@ -35,7 +39,7 @@ from flashsale_gateway.parsing import BadBody, bearer_token, parse_quantity, tok
 from flashsale_gateway.publisher import Publisher, PublishFailed
 from flashsale_gateway.state import StatusBoard, rfc3339
 from flashsale_sale import tokens
-from flashsale_sale.contract import RELEASE_LUA, Outcome, ReserveResult, SaleKeys, encode_record
+from flashsale_sale.contract import Outcome, ReserveResult, encode_record
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,6 @@ class BuyPath:
         board: StatusBoard,
         batcher: ReserveBatcher,
         publisher: Publisher,
-        client: aioredis.Redis,
-        keys: SaleKeys,
         admission: TokenBucket,
         user_rate: UserRateLimit,
         metrics: GatewayMetrics,
@@ -95,13 +97,14 @@ class BuyPath:
         self._board = board
         self._batcher = batcher
         self._publisher = publisher
-        self._release = client.register_script(RELEASE_LUA)
-        self._release_keys = keys.release_keys()
         self._admission = admission
         self._user_rate = user_rate
         self._metrics = metrics
         self._lookup = lookup
         self._held: OrderedDict[str, Held] = OrderedDict()
+        # Users this replica answered 503 after a failed publish: their reservation stays pending, so
+        # their retries pass the sold-out flag and reach the gate (which publishes it again).
+        self._unconfirmed: OrderedDict[str, None] = OrderedDict()
         self._new_reservation_id = reservation_ids()
         self._expiry_text = (0.0, "")  # the last expiry formatted: one batch's buyers share it
         # user -> the repeat clicks waiting for that user's attempt in flight (a list, usually empty:
@@ -111,15 +114,17 @@ class BuyPath:
     def forget(self, user: str) -> None:
         """The user's reservation went back to the gate (released or expired): answer afresh next time."""
         self._held.pop(user, None)
+        self._unconfirmed.pop(user, None)
 
     def sold_out_answer(self, authorization: bytes | None) -> Answer | None:
         """While sold out: 410 at once unless the token names a user this replica holds an answer for.
 
         The answer is public anyway (the status says so), so it needs no token check; a known buyer's
-        repeat falls through to the full path and gets the reservation back.
+        repeat (answered here, or whose publish failed here) falls through to the full path and gets
+        the reservation back.
         """
         user = token_user(bearer_token(authorization))
-        if user is None or user not in self._held:
+        if user is None or (user not in self._held and user not in self._unconfirmed):
             return answers.SOLD_OUT
         return None
 
@@ -149,7 +154,7 @@ class BuyPath:
         if not self._user_rate.allow(user, now):
             self._metrics.rate_limited.inc()
             return answers.rate_limited(self._user_rate.retry_after(now))
-        if self._board.sold_out:
+        if self._board.sold_out and user not in self._unconfirmed:
             return answers.SOLD_OUT
         if not self._admission.take(now):
             self._metrics.shed.inc()
@@ -166,25 +171,45 @@ class BuyPath:
         return answer
 
     async def _reserve(self, user: str, quantity: int) -> Answer:
-        """The gate decides; a new reservation is published and answered 202 once Kafka has it."""
-        reservation_id = self._new_reservation_id()
+        """The gate decides; a reservation to publish is answered 202 once Kafka has it."""
         try:
-            result, reserved_ms = await self._batcher.reserve(user, quantity, reservation_id)
+            result = await self._batcher.reserve(user, quantity, self._new_reservation_id())
         except GateUnavailable as down:
             log.warning("reserve call failed: %s", down)
             return answers.UNAVAILABLE
-        if result.outcome is not Outcome.RESERVED:
-            return await self._not_reserved(user, result)
-        record = encode_record(self._rules.sale_id, result.reservation_id, user, result.quantity, reserved_ms)
+        outcome = result.outcome
+        if outcome is Outcome.RESERVED or outcome is Outcome.UNCONFIRMED:
+            return await self._publish(user, result)
+        return await self._not_reserved(user, result)
+
+    async def _publish(self, user: str, result: ReserveResult) -> Answer:
+        """The reservation's record (the same bytes for every attempt at it) to Kafka; 202 after the ack.
+
+        A failed publish gives nothing back: another attempt's publish of the same reservation may
+        still be in flight, and be acknowledged. The buyer's retry publishes it again; one nobody
+        retries is given back by the recovery once every attempt at it has surely ended."""
+        record = encode_record(
+            self._rules.sale_id, result.reservation_id, user, result.quantity, result.reserved_ms
+        )
         try:
             await self._publisher.publish(record)
         except PublishFailed as failed:
             self._metrics.publish_failures.inc()
-            log.warning("publish of %s failed (%s): returning its stock", result.reservation_id, failed)
-            await self._give_back(result.reservation_id)
-            return answers.UNAVAILABLE
-        self._metrics.reservations.inc()
-        until = reserved_ms / 1000 + self._rules.payment_timeout_seconds
+            log.warning("publish of %s failed (%s): 503, it stays pending", result.reservation_id, failed)
+            self._unconfirmed[user] = None
+            if len(self._unconfirmed) > MAX_HELD_ANSWERS:
+                self._unconfirmed.popitem(last=False)
+            return answers.UNPUBLISHED
+        if result.outcome is Outcome.RESERVED:
+            self._metrics.reservations.inc()
+        else:
+            self._metrics.republished.inc()
+        return self._accepted(user, result)
+
+    def _accepted(self, user: str, result: ReserveResult) -> Answer:
+        """The 202 of a published reservation, remembered until its payment time is over."""
+        self._unconfirmed.pop(user, None)
+        until = result.reserved_ms / 1000 + self._rules.payment_timeout_seconds
         if self._expiry_text[0] != until:
             self._expiry_text = (until, rfc3339(datetime.fromtimestamp(until, UTC)))
         expires_at = self._expiry_text[1]
@@ -194,8 +219,10 @@ class BuyPath:
 
     async def _not_reserved(self, user: str, result: ReserveResult) -> Answer:
         outcome = result.outcome
+        if outcome is Outcome.CLAIMED:  # a consumer read its message: published, as it is
+            return self._accepted(user, result)
         if outcome is Outcome.EXISTING:
-            return await self._existing(user, result)
+            return await self._ordered(user, result)
         if outcome is Outcome.SOLD_OUT:
             self._board.set_sold_out(True)
             return answers.SOLD_OUT
@@ -206,17 +233,15 @@ class BuyPath:
             return answers.NOT_FOUND
         return answers.UNAVAILABLE  # NO_GATE: fail closed; only the prewarm rebuilds a gate
 
-    async def _existing(self, user: str, result: ReserveResult) -> Answer:
-        """The user holds a reservation already (made here or on another replica): the same one back."""
-        if result.quantity > 0:  # still pending in the gate
-            answer = answers.reservation(result.reservation_id, result.quantity, None)
-            return self._remember(user, answer, time.time() + self._rules.payment_timeout_seconds)
-        try:  # no longer pending: it became an order, whose row has the quantity
+    async def _ordered(self, user: str, result: ReserveResult) -> Answer:
+        """The user's reservation is no longer pending: it became an order, whose row has the quantity."""
+        try:
             order = await self._lookup(result.reservation_id, user)
         except LookupUnavailable:
             return answers.UNAVAILABLE
         if order is None:
             return answers.UNAVAILABLE  # released in between; the next attempt decides afresh
+        self._unconfirmed.pop(user, None)
         answer = answers.reservation(order.reservation_id, order.quantity, order.expires_at)
         expires = datetime.fromisoformat(order.expires_at.replace("Z", "+00:00"))
         return self._remember(user, answer, max(time.time(), expires.timestamp()))
@@ -226,14 +251,3 @@ class BuyPath:
         if len(self._held) > MAX_HELD_ANSWERS:
             self._held.popitem(last=False)
         return answer
-
-    async def _give_back(self, reservation_id: str) -> None:
-        """Not forced: a reservation a consumer claimed (the message did reach Kafka) stays, as an order."""
-        try:
-            units = await self._release(keys=self._release_keys, args=[reservation_id, "0"])
-        except (RedisError, OSError) as error:
-            # The reservation stays pending without an order: the lost-reservation recovery returns it.
-            log.error("could not return the stock of %s: %s", reservation_id, error)
-            return
-        if units:
-            self._metrics.stock_returned.inc(int(units))

@@ -83,14 +83,15 @@ class GatewayMetrics:
             registry=self.registry,
         ).labels(sale)  # fmt: skip
         self.publish_failures = Counter(
-            "flashsale_gateway_publish_failures", "Reservations whose Kafka publish failed (stock returned).",
+            "flashsale_gateway_publish_failures",
+            "Kafka publishes that failed (503; the reservation stays pending for the buyer's retry).",
             labels, registry=self.registry,
         ).labels(sale)  # fmt: skip
-        self.stock_returned = Counter(
-            "flashsale_stock_returned_units",
-            "Units given back to the gate, by cause (here: publish_failed).",
-            ["sale", "cause"], registry=self.registry,
-        ).labels(sale, "publish_failed")  # fmt: skip
+        self.republished = Counter(
+            "flashsale_gateway_republished",
+            "Pending reservations no consumer had read, published again by a repeat attempt (acknowledged).",
+            labels, registry=self.registry,
+        ).labels(sale)  # fmt: skip
         self.gate_calls = Counter(
             "flashsale_gateway_gate_calls", "Reserve script calls (each decides a batch of buyers).", labels,
             registry=self.registry,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any, Final
+from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -24,22 +24,23 @@ from flashsale_sale.contract import MAX_RECORDS_PER_MESSAGE, join_records
 
 log = logging.getLogger(__name__)
 
-# A shopper waits for the ack; past this, the publish counts as failed and the stock goes back.
-MESSAGE_TIMEOUT_MS: Final = 10_000
+# A shopper waits for the ack; past this (FLASHSALE_PUBLISH_TIMEOUT_SECONDS, default 10 s) the publish
+# counts as failed: 503, the reservation stays pending, the shopper's retry publishes it again.
 
 
 class PublishFailed(Exception):
     pass
 
 
-def producer_config(bootstrap_servers: str) -> dict[str, Any]:
+def producer_config(bootstrap_servers: str, timeout_seconds: float = 10.0) -> dict[str, Any]:
+    timeout_ms = int(timeout_seconds * 1000)
     return {
         "bootstrap.servers": bootstrap_servers,
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 1,  # the ack is in every answer's latency: batch for 1 ms, not librdkafka's 5
-        "message.timeout.ms": MESSAGE_TIMEOUT_MS,
-        "topic.metadata.propagation.max.ms": MESSAGE_TIMEOUT_MS,
+        "message.timeout.ms": timeout_ms,
+        "topic.metadata.propagation.max.ms": timeout_ms,
         "socket.connection.setup.timeout.ms": 5_000,
         "compression.type": "lz4",
         "client.id": "flashsale-gateway",
@@ -48,9 +49,9 @@ def producer_config(bootstrap_servers: str) -> dict[str, Any]:
 
 
 class Publisher:
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, bootstrap_servers: str, topic: str, timeout_seconds: float = 10.0) -> None:
         self.topic = topic
-        self._producer = Producer(producer_config(bootstrap_servers))
+        self._producer = Producer(producer_config(bootstrap_servers, timeout_seconds))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._records: list[bytes] = []  # this tick's records, sent together at its end
         self._waiting: list[asyncio.Future[None]] = []  # their futures, in the same order

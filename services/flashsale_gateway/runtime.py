@@ -56,7 +56,9 @@ class Runtime:
             render_js=page.render_status_js,
             on_change=self._on_board_change,
         )
-        self.publisher = Publisher(settings.kafka_bootstrap_servers, settings.topic)
+        self.publisher = Publisher(
+            settings.kafka_bootstrap_servers, settings.topic, settings.publish_timeout_seconds
+        )
         self.batcher = ReserveBatcher(self.redis, self.keys, self.board.note_remaining, metrics.gate_called)
         self.user_rate = UserRateLimit(settings.user_rate_requests, settings.user_rate_seconds)
         self.pool = SmallPool(settings.database_url.get_secret_value())
@@ -71,8 +73,6 @@ class Runtime:
             board=self.board,
             batcher=self.batcher,
             publisher=self.publisher,
-            client=self.redis,
-            keys=self.keys,
             admission=TokenBucket(settings.admission_rate, settings.admission_burst, time.time()),
             user_rate=self.user_rate,
             metrics=metrics,

@@ -14,8 +14,9 @@ row.
 | fs:{id}:stock             | string | units left in the gate; absent = gate not built (fail closed)|
 | fs:{id}:initial           | string | the stock the gate was built with (for reconciliation)       |
 | fs:{id}:buyers            | hash   | user id -> reservation id (one reservation per user per sale)|
-| fs:{id}:pending           | hash   | reservation id -> "user qty reserved_ms[ c]": not yet an order; |
-|                           |        | " c": a consumer claimed it (is writing its order)           |
+| fs:{id}:pending           | hash   | reservation id -> "user qty reserved_ms[ last_ms][ c]": not  |
+|                           |        | yet an order; last_ms: the last repeat attempt that published |
+|                           |        | it again; " c": a consumer claimed it (is writing its order)  |
 | fs:{id}:settled           | set    | reservation ids whose units went back to the gate            |
 | fs:{id}:flips             | list   | every flip of the start flag: "<1|0> <Redis time, ms>"       |
 | fs:{id}:events            | pubsub | "open", "closed", "soldout", "restocked", "released <user>"  |
@@ -111,8 +112,13 @@ def released_user(event: str) -> str | None:
 class Outcome(StrEnum):
     """One buyer's answer from the reserve script."""
 
-    RESERVED = "reserved"  # a new reservation was recorded and stock decremented
-    EXISTING = "existing"  # this user already holds a reservation: the same one comes back
+    RESERVED = "reserved"  # a new reservation was recorded and stock decremented: publish it
+    # This user's reservation is pending and no consumer has read its message: nobody knows that any
+    # publish of it succeeded (a gateway may have died before the ack). The gate touched its record
+    # (the attempt's time); the same record is published again, and answered 202 only after the ack.
+    UNCONFIRMED = "unconfirmed"
+    CLAIMED = "claimed"  # pending, and a consumer read its message: it is in Kafka, 202 as it is
+    EXISTING = "existing"  # this user's reservation is no longer pending: an order (ask the record)
     SOLD_OUT = "soldout"  # no stock left
     INSUFFICIENT = "insufficient"  # some stock left, but less than the quantity asked
     CLOSED = "closed"  # the start flag is off
@@ -120,10 +126,15 @@ class Outcome(StrEnum):
 
 
 # One call decides a whole batch of buyers (the gateway coalesces one event-loop tick's requests).
-# KEYS: open, stock, buyers, pending, events. ARGV: now_ms, then one "<user> <quantity> <new reservation
-# id>" per buyer (buyer_arg; one argument per buyer, not three: the client packs a third as many, and
-# a malformed one fails the whole call before anything is written).
-# Returns, per buyer, {outcome, reservation id or "", quantity, remaining stock}, flattened.
+# KEYS: open, stock, buyers, pending, events. ARGV: one "<user> <quantity> <new reservation id>" per
+# buyer (buyer_arg; one argument per buyer, not three: the client packs a third as many, and a
+# malformed one fails the whole call before anything is written).
+# Returns, per buyer, {outcome, reservation id or "", quantity, reserved at (ms) or 0}, flattened, then
+# the remaining stock. The time is Redis' own (TIME; Redis 7 replicates a script's effects, so a
+# non-deterministic command is allowed): every reservation's time comes from one clock, whatever
+# the gateways' clocks say. A buyer who holds a pending reservation no consumer has claimed gets it
+# back as "unconfirmed", its record touched ("user qty reserved_ms now_ms": the recovery judges a
+# reservation's age by its last attempt); a claimed one comes back as "claimed", untouched.
 # The buyer check comes before the stock check and the decrement (pitfall 2), all in one script
 # (pitfalls 1, 8); the pending record is written atomically with the decrement (pitfall 4). The gate
 # (the stock key) is checked before the flag: a Redis that lost its keys answers "nogate" (503), never
@@ -131,38 +142,50 @@ class Outcome(StrEnum):
 RESERVE_LUA: Final = """
 local open = redis.call('GET', KEYS[1])
 local stock = redis.call('GET', KEYS[2])
-local now = ARGV[1]
+local clock = redis.call('TIME')
+local now = string.format('%d', tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000))
 local out = {}
 local sold_out_now = false
 local buyers = {}
-for i = 2, #ARGV do
+for i = 1, #ARGV do
   local user, qty, rid = string.match(ARGV[i], '^(%S+) (%d+) (%S+)$')
-  if not user then return redis.error_reply('malformed buyer argument ' .. (i - 1)) end
-  buyers[i - 1] = {user, tonumber(qty), rid}
+  if not user then return redis.error_reply('malformed buyer argument ' .. i) end
+  buyers[i] = {user, tonumber(qty), rid}
+end
+local function answer(outcome, rid, qty, at)
+  table.insert(out, outcome); table.insert(out, rid); table.insert(out, qty); table.insert(out, at)
 end
 for _, buyer in ipairs(buyers) do
   local user, qty, rid = buyer[1], buyer[2], buyer[3]
   if not stock then
-    table.insert(out, 'nogate'); table.insert(out, ''); table.insert(out, 0)
+    answer('nogate', '', 0, 0)
   elseif open ~= '1' then
-    table.insert(out, 'closed'); table.insert(out, ''); table.insert(out, 0)
+    answer('closed', '', 0, 0)
   else
     local existing = redis.call('HGET', KEYS[3], user)
     if existing then
       local record = redis.call('HGET', KEYS[4], existing)
-      local held = 0
-      if record then held = tonumber(string.match(record, '^%S+ (%d+)')) end
-      table.insert(out, 'existing'); table.insert(out, existing); table.insert(out, held)
+      if not record then
+        answer('existing', existing, 0, 0)
+      else
+        local owner, held, reserved = string.match(record, '^(%S+) (%d+) (%d+)')
+        if string.find(record, ' c$') then
+          answer('claimed', existing, tonumber(held), tonumber(reserved))
+        else
+          redis.call('HSET', KEYS[4], existing, owner .. ' ' .. held .. ' ' .. reserved .. ' ' .. now)
+          answer('unconfirmed', existing, tonumber(held), tonumber(reserved))
+        end
+      end
     elseif tonumber(stock) <= 0 then
-      table.insert(out, 'soldout'); table.insert(out, ''); table.insert(out, 0)
+      answer('soldout', '', 0, 0)
     elseif tonumber(stock) < qty then
-      table.insert(out, 'insufficient'); table.insert(out, ''); table.insert(out, 0)
+      answer('insufficient', '', 0, 0)
     else
       stock = tostring(redis.call('DECRBY', KEYS[2], qty))
       redis.call('HSET', KEYS[3], user, rid)
       redis.call('HSET', KEYS[4], rid, user .. ' ' .. qty .. ' ' .. now)
       if tonumber(stock) == 0 then sold_out_now = true end
-      table.insert(out, 'reserved'); table.insert(out, rid); table.insert(out, qty)
+      answer('reserved', rid, qty, tonumber(now))
     end
   end
 end
@@ -172,16 +195,19 @@ return out
 """
 
 # Gives a reservation's units back, exactly once: only while it is still pending (not yet an order).
+# Run by the lost-reservation recovery alone (no gateway gives stock back: docs/settlement.md).
 # KEYS: stock, buyers, pending, events, settled. ARGV: reservation id, force ("1": also when a
-# consumer claimed it - the recovery's call, made only once the group has no lag and the record has no
-# such order; the gateway passes "0": a claimed reservation is becoming an order, its unit stays).
-# Returns the units returned (0 if none). The id goes into `settled` (a consumer that reads its message
-# later skips it) and the buyer's entry goes, so the user may buy again; "released <user>" tells the
-# gateways to forget their cached answer. A missing stock key stays missing (a lost gate is rebuilt by
-# the prewarm alone, never written back piecemeal).
+# consumer claimed it; "0": a claimed reservation is becoming an order, its unit stays), and
+# optionally the pending record exactly as the caller read it: if the record changed since (a repeat
+# attempt touched it - its publish may be in flight -, or a consumer claimed it), nothing is released.
+# Returns the units returned (0 if none). The id goes into `settled` (a consumer that reads its
+# message later skips it) and the buyer's entry goes, so the user may buy again; "released <user>"
+# tells the gateways to forget their cached answer. A missing stock key stays missing (a lost gate
+# is rebuilt by the prewarm alone, never written back piecemeal).
 RELEASE_LUA: Final = """
 local record = redis.call('HGET', KEYS[3], ARGV[1])
 if not record then return 0 end
+if ARGV[3] and record ~= ARGV[3] then return 0 end
 if ARGV[2] ~= '1' and string.find(record, ' c$') then return 0 end
 local user, qty = string.match(record, '^(%S+) (%d+)')
 redis.call('HDEL', KEYS[3], ARGV[1])
@@ -215,6 +241,7 @@ class ReserveResult(NamedTuple):
     outcome: Outcome
     reservation_id: str
     quantity: int
+    reserved_ms: int  # the reservation's time (Redis' clock), for RESERVED, UNCONFIRMED and CLAIMED
 
 
 _OUTCOMES: Final[dict[str | bytes, Outcome]] = {
@@ -226,18 +253,39 @@ _OUTCOMES: Final[dict[str | bytes, Outcome]] = {
 def parse_reserve_reply(reply: list[Any]) -> tuple[list[ReserveResult], int]:
     """The script's flat reply -> one result per buyer, and the stock left (-1 if there is no gate)."""
     results = []
-    for i in range(0, len(reply) - 1, 3):
-        outcome, reservation, quantity = reply[i : i + 3]
+    for i in range(0, len(reply) - 1, 4):
+        outcome, reservation, quantity, reserved_ms = reply[i : i + 4]
         try:
             known = _OUTCOMES[outcome]
         except (KeyError, TypeError):
             raise ValueError(f"unknown reserve outcome {outcome!r}") from None
-        results.append(ReserveResult(known, _text(reservation), int(quantity)))
+        results.append(ReserveResult(known, _text(reservation), int(quantity), int(reserved_ms)))
     return results, int(reply[-1])
 
 
+class PendingRecord(NamedTuple):
+    """A pending record: "user qty reserved_ms", then the last repeat attempt's time (since a
+    repeat published it again) and " c" once a consumer claimed it."""
+
+    user: str
+    quantity: int
+    reserved_ms: int
+    last_attempt_ms: int  # the reservation time until a repeat attempt touched it
+    claimed: bool
+
+
+def parse_pending_record(record: bytes | str) -> PendingRecord:
+    fields = _text(record).split(" ")
+    claimed = fields[-1] == "c"
+    if claimed:
+        fields.pop()
+    user, quantity, reserved_ms = fields[0], int(fields[1]), int(fields[2])
+    last_attempt_ms = int(fields[3]) if len(fields) > 3 else reserved_ms
+    return PendingRecord(user, quantity, reserved_ms, last_attempt_ms, claimed)
+
+
 def parse_pending(record: bytes | str) -> tuple[str, int, int]:
-    """A pending record -> (user, quantity, reserved at in ms); a consumer's claim mark is ignored."""
+    """A pending record -> (user, quantity, reserved at in ms); the touch and the claim are ignored."""
     user, quantity, reserved_ms = _text(record).split(" ")[:3]
     return user, int(quantity), int(reserved_ms)
 

@@ -33,7 +33,7 @@ from flashsale_sale.settlement_lua import REBUILD_LUA, rebuild_args, rebuild_key
 
 log = logging.getLogger(__name__)
 
-SETTLE_SECONDS = 15.0  # > the gateway's publish timeout (publisher.MESSAGE_TIMEOUT_MS, 10 s)
+SETTLE_SECONDS = 15.0  # > the gateways' publish timeout (FLASHSALE_PUBLISH_TIMEOUT_SECONDS, default 10 s)
 DRAIN_TIMEOUT_SECONDS = 300.0
 
 

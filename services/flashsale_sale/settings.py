@@ -42,6 +42,9 @@ class SaleSettings(BaseSettings):
     ends_at: datetime
     # At least 1 s so tests can race payments against expiry; a real sale gives minutes.
     payment_timeout_seconds: Annotated[int, Field(ge=1, le=86_400)] = 900
+    # The gateways' Kafka delivery timeout: a publish not acknowledged by then failed (503). Shared:
+    # the consumers' lost-reservation deadline must stay well above it (ConsumerSettings).
+    publish_timeout_seconds: Annotated[float, Field(ge=1, le=300)] = 10.0
 
     redis_url: Annotated[str, Field(pattern=r"^rediss?://")]
     kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
@@ -93,6 +96,18 @@ class GatewaySettings(SaleSettings):
         return self
 
 
+# The recovery may give a reservation back only once every publish attempted for it has ended. A
+# publish ends within the publish timeout of its produce() call; the attempt's time is taken in the
+# gate a little earlier, and a busy gateway's event loop adds its own delay. Twice the timeout plus
+# this margin leaves a whole timeout of slack for that.
+LOST_RESERVATION_MARGIN_SECONDS: Final = 2.0
+
+
+def safe_lost_reservation_seconds(publish_timeout_seconds: float) -> float:
+    """The shortest safe lost-reservation deadline for the gateways' publish timeout."""
+    return 2 * publish_timeout_seconds + LOST_RESERVATION_MARGIN_SECONDS
+
+
 class ConsumerSettings(SaleSettings):
     """The consumer adds its batch shape and where it serves metrics."""
 
@@ -101,9 +116,21 @@ class ConsumerSettings(SaleSettings):
     batch_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = 0.2
     bind_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
-    # A reservation pending this long with no order is lost (the recovery returns it once the group has
-    # no lag); well above the gateway's 10 s publish timeout, so a slow publish is never mistaken.
+    # A reservation whose last attempt is this old, with no order, is lost (the recovery returns it once
+    # the group has no lag); at least safe_lost_reservation_seconds(publish timeout), checked below.
     lost_reservation_seconds: Annotated[float, Field(ge=5, le=86_400)] = 60.0
+
+    @model_validator(mode="after")
+    def _check_lost_reservation_deadline(self) -> Self:
+        floor = safe_lost_reservation_seconds(self.publish_timeout_seconds)
+        if self.lost_reservation_seconds < floor:
+            raise ValueError(
+                f"FLASHSALE_LOST_RESERVATION_SECONDS ({self.lost_reservation_seconds:g}) must be at least"
+                f" {floor:g}: twice the gateways' publish timeout (FLASHSALE_PUBLISH_TIMEOUT_SECONDS,"
+                f" {self.publish_timeout_seconds:g}) plus {LOST_RESERVATION_MARGIN_SECONDS:g} s, or a"
+                " publish still in flight could have its reservation given back"
+            )
+        return self
 
     @property
     def group(self) -> str:

@@ -15,9 +15,10 @@ from flashsale_sale.contract import SaleKeys
 
 # The consumer, once per batch BEFORE it writes the orders. KEYS: settled, pending. ARGV: ids.
 # Returns, per id, 1 when its units went back already (skip it: no order) or 0 when it is now this
-# batch's to write; a pending record gets the claim mark " c", after which a gateway's release (a
-# publish that reported failure but reached Kafka) leaves it alone. The check and the mark are one
-# step, so a release and an order of the same reservation can never both happen.
+# batch's to write; a pending record gets the claim mark " c", after which the recovery's release
+# (of the record as it read it before) leaves it alone, and a repeat attempt answers 202 without a
+# publish. An id already claimed or ordered (a reservation published twice) is left as it is. The
+# check and the mark are one step, so a release and an order of one reservation never both happen.
 CLAIM_LUA: Final = """
 local out = {}
 for i = 1, #ARGV do

@@ -9,9 +9,10 @@ and the crowd's answers:
   the gate's stock + units pending + units in orders not expired + expired units not yet returned
   == the stock (every unit counted once);
 - 0 duplicate order: one order per reservation, one live order per user, none above the limit;
-- 0 lost accepted order: every reservation answered 202 is an order - or, only where the scenario
-  allows it (a gateway killed mid-burst), was given back to the gate (its id is in `settled`);
-- no order nobody was answered 202 for (a reservation given back must never become an order too).
+- 0 lost accepted order: every reservation answered 202 is an order (paid, unpaid, or unpaid and
+  expired), whatever was killed: a 202 means the broker had its record, so it is never given back;
+- no order nobody was answered 202 for (a reservation given back must never become an order too);
+  the reservations nobody was answered 202 for may be given back (the recovery's), never both.
 
 The checks are written against the design (docs/settlement.md), not against the code they test.
 """
@@ -141,18 +142,10 @@ def _group_offsets(sale: LocalSale) -> dict[int, tuple[int, int]]:
         reader.close()
 
 
-def assert_sale_is_whole(
-    sale: LocalSale,
-    accepted: Mapping[str, str],
-    *,
-    returns_allowed: bool = False,
-    timeout: float = 180.0,
-) -> Record:
+def assert_sale_is_whole(sale: LocalSale, accepted: Mapping[str, str], *, timeout: float = 180.0) -> Record:
     """The sale settles within `timeout` and is whole (see the module); returns what the stores say.
 
-    `accepted` maps every reservation id answered 202 to its user. With `returns_allowed`, an
-    accepted reservation may have been given back instead of ordered (a gateway died before its
-    publish was acknowledged); without it, every one must be an order.
+    `accepted` maps every reservation id answered 202 to its user: every one must be an order.
     """
 
     def settled() -> Record | bool:
@@ -164,7 +157,7 @@ def assert_sale_is_whole(
         in_flight = [rid for rid in record.pending if rid not in record.orders]
         unreturned = [rid for rid in record.in_state("expired") if rid not in record.settled]
         missing = [rid for rid in accepted if rid not in record.orders and rid not in record.settled]
-        return False if in_flight or unreturned or missing else record
+        return False if in_flight or unreturned or missing else record  # a given-back 202 fails below
 
     wait_for(
         settled,
@@ -183,11 +176,11 @@ def assert_sale_is_whole(
         describe=lambda: _said_by_reconcile(sale),
     )
     record = read_record(sale)
-    _check(sale, record, accepted, returns_allowed=returns_allowed)
+    _check(sale, record, accepted)
     return record
 
 
-def _check(sale: LocalSale, record: Record, accepted: Mapping[str, str], *, returns_allowed: bool) -> None:
+def _check(sale: LocalSale, record: Record, accepted: Mapping[str, str]) -> None:
     seen = record.describe()
     # 0 oversell
     assert record.live_units <= record.stock, f"OVERSOLD: {seen}"
@@ -206,11 +199,11 @@ def _check(sale: LocalSale, record: Record, accepted: Mapping[str, str], *, retu
     assert not above, f"orders above the per-user limit: {above[:5]}"
     given_back_and_live = [rid for rid in record.in_state("ordered", "paid") if rid in record.settled]
     assert not given_back_and_live, f"given back to the gate and still live orders: {given_back_and_live[:5]}"
-    # 0 lost accepted order
-    lost = [rid for rid in accepted if rid not in record.orders and rid not in record.settled]
-    assert not lost, f"{len(lost)} accepted reservations are neither orders nor given back: {lost[:5]}"
-    returned = [rid for rid in accepted if rid not in record.orders]
-    assert returns_allowed or not returned, f"{len(returned)} accepted reservations were not ordered"
+    # 0 lost accepted order: a 202 is an order, never "given back"
+    returned = [rid for rid in accepted if rid not in record.orders and rid in record.settled]
+    assert not returned, f"{len(returned)} reservations answered 202 were given back: {returned[:5]}"
+    lost = [rid for rid in accepted if rid not in record.orders]
+    assert not lost, f"{len(lost)} reservations answered 202 are not orders: {lost[:5]}"
     wrong_owner = [
         rid for rid, user in accepted.items() if rid in record.orders and record.orders[rid].user != user
     ]

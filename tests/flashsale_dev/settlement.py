@@ -15,23 +15,20 @@ from flashsale_dev.sale import FLASHSALE, LocalSale
 from flashsale_sale.contract import RESERVE_LUA, Outcome, ReservationMessage, buyer_arg, parse_reserve_reply
 
 
-def reserve(
-    sale: LocalSale, users: list[str], reserved_ms: int, quantity: int = 1
-) -> list[ReservationMessage]:
+def reserve(sale: LocalSale, users: list[str], quantity: int = 1) -> list[ReservationMessage]:
     """The gate's decision for each user, as a gateway asks it (one script call per 500 buyers); the
-    reservations it granted, as the messages the gateway would publish. Nothing is published here."""
+    reservations it granted, as the messages the gateway would publish (the reservation time is the
+    gate's, Redis' clock). Nothing is published here: a gateway that died before its publish."""
     granted: list[ReservationMessage] = []
     with sale.redis() as client:
         for start in range(0, len(users), 500):
-            args: list[str | int] = [reserved_ms]
             batch = users[start : start + 500]
-            for user in batch:
-                args.append(buyer_arg(user, quantity, f"r-{user}"))
+            args = [buyer_arg(user, quantity, f"r-{user}") for user in batch]
             results, _ = parse_reserve_reply(client.eval(RESERVE_LUA, 5, *sale.keys.reserve_keys(), *args))
             granted += [
-                ReservationMessage(sale.sale_id, result.reservation_id, user, result.quantity, reserved_ms)
-                for user, result in zip(batch, results, strict=True)
-                if result.outcome is Outcome.RESERVED
+                ReservationMessage(sale.sale_id, r.reservation_id, user, r.quantity, r.reserved_ms)
+                for user, r in zip(batch, results, strict=True)
+                if r.outcome is Outcome.RESERVED
             ]
     return granted
 
@@ -75,6 +72,23 @@ def orders_by_state(sale: LocalSale) -> dict[str, set[str]]:
     for state, reservation in rows:
         by_state[str(state)].add(str(reservation))
     return by_state
+
+
+def set_deadlines(sale: LocalSale, deadlines: dict[str, float]) -> dict[str, float]:
+    """Moves orders' payment deadlines (reservation id -> seconds from the database's now; negative:
+    passed already): what the clock does to an order, without a test waiting out a real payment
+    window. Payment, expiry and the settlement loop then judge them as they would any order.
+    Returns the new deadlines (epoch seconds) of the orders moved (those still `ordered`)."""
+    with sale.database() as conn:
+        rows = conn.execute(
+            "UPDATE orders SET expires_at = now() + make_interval(secs => d.seconds)"
+            " FROM unnest(%s::text[], %s::float8[]) AS d(reservation_id, seconds)"
+            " WHERE orders.sale_id = %s AND orders.reservation_id = d.reservation_id"
+            " AND orders.state = 'ordered'"
+            " RETURNING orders.reservation_id, extract(epoch FROM orders.expires_at)",
+            (list(deadlines), list(deadlines.values()), sale.sale_id),
+        ).fetchall()
+    return {str(rid): float(epoch) for rid, epoch in rows}
 
 
 def settled(sale: LocalSale) -> set[str]:

@@ -11,13 +11,12 @@ from flashsale_dev.sale import RESERVED_AT_MS, LocalSale
 from flashsale_dev.waiting import wait_for
 from flashsale_sale.contract import RESERVE_LUA, ReservationMessage, buyer_arg, parse_reserve_reply
 from flashsale_sale.settings import MAX_PER_USER_LIMIT
+from flashsale_sale.settlement_lua import CLAIM_LUA, claim_keys
 
 
 def _reserve_through_the_gate(sale: LocalSale, users: int, quantity: int) -> list[ReservationMessage]:
     """What the gateway does before it publishes: the real reserve script, pending records included."""
-    args: list[str | int] = [RESERVED_AT_MS]
-    for i in range(users):
-        args.append(buyer_arg(f"user-{i}", quantity, f"r-{i}"))
+    args = [buyer_arg(f"user-{i}", quantity, f"r-{i}") for i in range(users)]
     with sale.redis() as client:
         reply = client.eval(RESERVE_LUA, 5, *sale.keys.reserve_keys(), *args)
     results, _ = parse_reserve_reply(reply)
@@ -81,6 +80,33 @@ def test_redelivery_after_the_db_commit_writes_nothing_twice(sale: LocalSale) ->
     assert second.metric("flashsale_consumer_orders_total") == 0
     assert sale.order_count() == 30
     assert sale.ledger_remaining() == sale.stock - 30
+
+
+def test_a_reservation_published_twice_becomes_one_order(sale: LocalSale) -> None:
+    """A repeat click publishes a pending reservation again while the first publish may still land:
+    the same record twice, in one batch or far apart, claimed already or not, is one order."""
+    sale.prepare()
+    sale.set_open(True)
+    reservations = _reserve_through_the_gate(sale, users=20, quantity=1)
+    claimed_by_a_dead_consumer = [r.reservation_id for r in reservations[:5]]
+    with sale.redis() as client:
+        assert client.eval(CLAIM_LUA, 2, *claim_keys(sale.keys), *claimed_by_a_dead_consumer) == [0] * 5
+    sent = sale.produce(reservations + reservations[:10])  # a second publish of ten, in one go
+    consumer = sale.start_consumer()
+    wait_for(
+        lambda: sale.committed() == sent, timeout=120, what="offsets committed", describe=consumer.output
+    )
+    sent += sale.produce(reservations)  # and again, each once more, after their orders were written
+    wait_for(
+        lambda: sale.committed() == sent, timeout=120, what="the repeats consumed", describe=consumer.output
+    )
+
+    assert sale.orders() == sorted((r.reservation_id, r.user_id, 1) for r in reservations)
+    assert sale.ledger_remaining() == sale.stock - 20
+    assert consumer.metric("flashsale_consumer_orders_total") == 20
+    assert consumer.metric("flashsale_consumer_given_back_skipped_total") == 0
+    wait_for(lambda: sale.pending() == 0, timeout=60, what="pending emptied")
+    assert sale.gate_remaining() == sale.stock - 20
 
 
 def test_a_consumer_killed_mid_stream_is_replaced_without_double_orders(sale: LocalSale) -> None:

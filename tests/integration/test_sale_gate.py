@@ -2,7 +2,8 @@
 
 Many threads and processes hit one sale with repeat clicks and quantities (per-user limit 2): the
 stock is never oversold, no user gets two reservations, and the pending and buyers hashes agree with
-the stock (initial = remaining + units pending). Releases return stock exactly once.
+the stock (initial = remaining + units pending). Releases return stock exactly once. The time of
+a reservation is Redis' own, and a repeat click on a pending, unclaimed reservation touches it.
 """
 
 from __future__ import annotations
@@ -23,11 +24,14 @@ from flashsale_sale.contract import (
     RELEASE_LUA,
     RESERVE_LUA,
     Outcome,
+    ReserveResult,
     SaleKeys,
     buyer_arg,
     parse_pending,
+    parse_pending_record,
     parse_reserve_reply,
 )
+from flashsale_sale.settlement_lua import CLAIM_LUA, claim_keys
 
 Decision = tuple[str, str, str, int]  # user, outcome, reservation id, quantity
 
@@ -41,9 +45,7 @@ def shop(url: str, sale_id: str, worker: int, calls: int, users: int) -> list[De
     decisions: list[Decision] = []
     for _ in range(calls):
         buyers = [(f"user-{rng.randrange(users)}", rng.choice((1, 2))) for _ in range(rng.randint(1, 8))]
-        args: list[str | int] = [1_790_000_000_000]
-        for user, quantity in buyers:
-            args.append(buyer_arg(user, quantity, uuid.uuid4().hex))
+        args = [buyer_arg(user, quantity, uuid.uuid4().hex) for user, quantity in buyers]
         results, remaining = parse_reserve_reply(script(keys=keys.reserve_keys(), args=args))
         assert remaining >= 0
         decisions += [
@@ -75,7 +77,7 @@ def assert_consistent(redis_db: RedisDatabase, keys: SaleKeys, stock: int, decis
 
     by_user: dict[str, set[str]] = defaultdict(set)
     for user, outcome, reservation, _ in decisions:
-        if outcome in (Outcome.RESERVED, Outcome.EXISTING):
+        if outcome in (Outcome.RESERVED, Outcome.UNCONFIRMED, Outcome.CLAIMED, Outcome.EXISTING):
             by_user[user].add(reservation)
     assert all(len(reservations) == 1 for reservations in by_user.values())  # one reservation per user
 
@@ -98,7 +100,7 @@ def test_threads_never_oversell_nor_give_a_user_two_reservations(redis_db: Redis
     with ThreadPoolExecutor(max_workers=16) as pool:
         runs = pool.map(lambda w: shop(redis_db.url, keys.sale_id, w, 150, 1_500), range(16))
         decisions = [d for run in runs for d in run]
-    assert sum(outcome == Outcome.EXISTING for _, outcome, _, _ in decisions) > 0  # repeat clicks happened
+    assert sum(outcome == Outcome.UNCONFIRMED for _, outcome, _, _ in decisions) > 0  # repeat clicks happened
     assert sum(outcome == Outcome.SOLD_OUT for _, outcome, _, _ in decisions) > 0  # demand beat the stock
     assert_consistent(redis_db, keys, stock, decisions)
 
@@ -125,22 +127,93 @@ def test_processes_never_oversell_nor_give_a_user_two_reservations(redis_db: Red
 def test_a_repeat_click_gets_the_same_reservation_and_no_stock(redis_db: RedisDatabase) -> None:
     keys = open_sale(redis_db, 10)
     script = redis_db.client.register_script(RESERVE_LUA)
-    first, _ = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 2, "r-1")]))
+    first, _ = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 2, "r-1")]))
     again, remaining = parse_reserve_reply(
-        script(keys=keys.reserve_keys(), args=[2, buyer_arg("alice", 1, "r-2")])
+        script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-2")])
     )
     assert first[0].outcome == Outcome.RESERVED
-    assert (again[0].outcome, again[0].reservation_id, again[0].quantity) == (Outcome.EXISTING, "r-1", 2)
+    # Pending and unclaimed: nobody knows its publish succeeded, so the gateway publishes it again -
+    # the same reservation, quantity and reservation time.
+    assert again[0] == (Outcome.UNCONFIRMED, "r-1", 2, first[0].reserved_ms)
     assert remaining == 8
+
+
+def redis_ms(client: redis.Redis) -> int:
+    seconds, micros = client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def test_the_reservation_time_is_redis_own_clock_not_the_callers(redis_db: RedisDatabase) -> None:
+    """Every pod's clock may be off; the gate's time is Redis' (TIME), and no caller can set it."""
+    client = redis_db.client
+    keys = open_sale(redis_db, 10)
+    script = client.register_script(RESERVE_LUA)
+    before = redis_ms(client)
+    [result], _ = parse_reserve_reply(script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-1")]))
+    after = redis_ms(client)
+    assert result.outcome == Outcome.RESERVED
+    assert before <= result.reserved_ms <= after
+    assert parse_pending_record(client.hget(keys.pending, "r-1") or b"") == (
+        "alice", 1, result.reserved_ms, result.reserved_ms, False,
+    )  # fmt: skip
+    # A time passed the way the gateways used to pass theirs is no buyer: the whole call fails.
+    with pytest.raises(redis.ResponseError, match="malformed buyer argument 1"):
+        script(keys=keys.reserve_keys(), args=[1_000, buyer_arg("bob", 1, "r-2")])
+
+
+def test_a_repeat_touches_an_unclaimed_reservation_and_leaves_a_claimed_one_as_it_is(
+    redis_db: RedisDatabase,
+) -> None:
+    client = redis_db.client
+    keys = open_sale(redis_db, 10)
+    script = client.register_script(RESERVE_LUA)
+
+    def attempt(user: str) -> ReserveResult:
+        [result], _ = parse_reserve_reply(
+            script(keys=keys.reserve_keys(), args=[buyer_arg(user, 1, "r-new")])
+        )
+        return result
+
+    first = attempt("alice")
+    before = redis_ms(client)
+    repeat = attempt("alice")
+    touched = parse_pending_record(client.hget(keys.pending, first.reservation_id) or b"")
+    assert repeat == (Outcome.UNCONFIRMED, first.reservation_id, 1, first.reserved_ms)
+    assert touched.reserved_ms == first.reserved_ms  # the reservation's time never changes
+    assert touched.last_attempt_ms >= before  # the attempt's does: the recovery counts from it
+
+    # A consumer read its message (the claim): it is published, a repeat changes nothing.
+    assert client.eval(CLAIM_LUA, 2, *claim_keys(keys), first.reservation_id) == [0]
+    claimed = client.hget(keys.pending, first.reservation_id)
+    assert attempt("alice") == (Outcome.CLAIMED, first.reservation_id, 1, first.reserved_ms)
+    assert client.hget(keys.pending, first.reservation_id) == claimed
+
+    # Its order written, it leaves `pending`: the gate says "existing" and the record has the rest.
+    client.hdel(keys.pending, first.reservation_id)
+    assert attempt("alice") == (Outcome.EXISTING, first.reservation_id, 0, 0)
+    assert gate.remaining(client, keys) == 9
+
+
+def test_the_recoverys_release_is_refused_once_the_record_changed(redis_db: RedisDatabase) -> None:
+    """RELEASE with the record as the recovery read it: a repeat attempt's touch in between wins."""
+    client = redis_db.client
+    keys = open_sale(redis_db, 10)
+    script = client.register_script(RESERVE_LUA)
+    script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-1")])
+    seen = client.hget(keys.pending, "r-1") or b""
+    script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-2")])  # the repeat touches it
+    assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-1", "1", seen) == 0
+    assert gate.remaining(client, keys) == 9
+    now = client.hget(keys.pending, "r-1") or b""
+    assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-1", "1", now) == 1  # as read: released
+    assert gate.remaining(client, keys) == 10
 
 
 def test_release_returns_the_stock_exactly_once_when_run_twice_at_once(redis_db: RedisDatabase) -> None:
     stock = 200
     keys = open_sale(redis_db, stock)
     script = redis_db.client.register_script(RESERVE_LUA)
-    args: list[str | int] = [1]
-    for i in range(100):
-        args.append(buyer_arg(f"user-{i}", 1 + i % 2, f"r-{i}"))
+    args = [buyer_arg(f"user-{i}", 1 + i % 2, f"r-{i}") for i in range(100)]
     results, remaining = parse_reserve_reply(script(keys=keys.reserve_keys(), args=args))
     assert remaining == stock - 150
 
@@ -170,7 +243,7 @@ def test_closed_while_the_flag_is_off(redis_db: RedisDatabase) -> None:
         if flag is not None:
             gate.set_open(redis_db.client, keys, flag)
         results, remaining = parse_reserve_reply(
-            script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 1, "r-1")])
+            script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-1")])
         )
         assert results[0].outcome == Outcome.CLOSED
         assert remaining == 5
@@ -183,7 +256,7 @@ def test_no_gate_when_the_stock_key_is_missing(redis_db: RedisDatabase) -> None:
     gate.set_open(redis_db.client, keys, True)
     script = redis_db.client.register_script(RESERVE_LUA)
     results, remaining = parse_reserve_reply(
-        script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 1, "r-1")])
+        script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-1")])
     )
     assert results[0].outcome == Outcome.NO_GATE
     assert remaining == -1
@@ -197,7 +270,7 @@ def test_a_malformed_buyer_argument_fails_the_whole_call_before_anything_is_writ
     script = redis_db.client.register_script(RESERVE_LUA)
     good = buyer_arg("alice", 1, "r-1")
     with pytest.raises(redis.ResponseError, match="malformed buyer argument 2"):
-        script(keys=keys.reserve_keys(), args=[1, good, "bob 1"])
+        script(keys=keys.reserve_keys(), args=[good, "bob 1"])
     assert gate.remaining(redis_db.client, keys) == 10
     assert redis_db.client.hlen(keys.buyers) == 0
     assert redis_db.client.hlen(keys.pending) == 0
@@ -207,7 +280,7 @@ def test_a_malformed_buyer_argument_fails_the_whole_call_before_anything_is_writ
 def test_prewarm_is_idempotent(redis_db: RedisDatabase, stock: int) -> None:
     keys = open_sale(redis_db, stock)
     script = redis_db.client.register_script(RESERVE_LUA)
-    script(keys=keys.reserve_keys(), args=[1, buyer_arg("alice", 1, "r-1")])
+    script(keys=keys.reserve_keys(), args=[buyer_arg("alice", 1, "r-1")])
     before = {key: redis_db.client.dump(key) for key in keys.all_keys()}
     assert not gate.prewarm(redis_db.client, keys, stock + 50)
     assert {key: redis_db.client.dump(key) for key in keys.all_keys()} == before

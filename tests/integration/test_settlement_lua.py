@@ -17,6 +17,7 @@ from flashsale_sale.contract import (
     Outcome,
     SaleKeys,
     buyer_arg,
+    parse_pending_record,
     parse_reserve_reply,
 )
 from flashsale_sale.settlement_lua import (
@@ -36,20 +37,20 @@ def live_sale(client: redis.Redis, stock: int, buyers: int) -> SaleKeys:
     keys = SaleKeys(f"lua-{uuid.uuid4().hex[:8]}")
     gate.prewarm(client, keys, stock)
     gate.set_open(client, keys, True)
-    args: list[str | int] = [1_000]
-    for i in range(buyers):
-        args.append(buyer_arg(f"user-{i}", 1, f"r-{i}"))
+    args = [buyer_arg(f"user-{i}", 1, f"r-{i}") for i in range(buyers)]
     results, _ = parse_reserve_reply(client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), *args))
     assert all(r.outcome is Outcome.RESERVED for r in results)
     return keys
 
 
 def test_a_claim_and_a_release_of_the_same_reservation_never_both_win(redis_db: RedisDatabase) -> None:
+    """The recovery's release (forced, on the record as it read it) against a consumer's claim."""
     client = redis_db.client
     keys = live_sale(client, 300, 300)
     claim = client.register_script(CLAIM_LUA)
     release = client.register_script(RELEASE_LUA)
     barrier = threading.Barrier(2)
+    seen = client.hgetall(keys.pending)
 
     def race(i: int) -> tuple[bool, int]:
         def claimer() -> bool:
@@ -58,7 +59,7 @@ def test_a_claim_and_a_release_of_the_same_reservation_never_both_win(redis_db: 
 
         def releaser() -> int:
             barrier.wait(30)
-            return int(release(keys=keys.release_keys(), args=[f"r-{i}", "0"]))
+            return int(release(keys=keys.release_keys(), args=[f"r-{i}", "1", seen[f"r-{i}".encode()]]))
 
         with ThreadPoolExecutor(2) as pool:
             skipped, released = pool.submit(claimer), pool.submit(releaser)
@@ -77,8 +78,8 @@ def test_the_recovery_releases_a_claimed_reservation_the_record_refused(redis_db
     client = redis_db.client
     keys = live_sale(client, 2, 1)
     assert client.eval(CLAIM_LUA, 2, *claim_keys(keys), "r-0") == [0]
-    assert client.hget(keys.pending, "r-0") == b"user-0 1 1000 c"
-    assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-0", "0") == 0  # a gateway may not
+    assert parse_pending_record(client.hget(keys.pending, "r-0") or b"").claimed
+    assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-0", "0") == 0  # only when forced
     assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-0", "1") == 1  # the recovery may
     assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-0", "1") == 0  # once
     assert gate.remaining(client, keys) == 2
@@ -129,7 +130,7 @@ def test_a_lost_gate_answers_nogate_not_closed_and_only_the_rebuild_restores_it(
     client = redis_db.client
     keys = live_sale(client, 5, 2)
     client.delete(*keys.all_keys())  # a Redis restart without persistence: the flag is gone too
-    reply = client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), 2_000, buyer_arg("user-9", 1, "r-9"))
+    reply = client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), buyer_arg("user-9", 1, "r-9"))
     results, remaining = parse_reserve_reply(reply)
     assert (results[0].outcome, remaining) == (Outcome.NO_GATE, -1)
     assert client.eval(RELEASE_LUA, 5, *keys.release_keys(), "r-0", "1") == 0
@@ -144,6 +145,6 @@ def test_a_lost_gate_answers_nogate_not_closed_and_only_the_rebuild_restores_it(
     assert client.smembers(keys.settled) == {b"r-7"}
     gate.set_open(client, keys, True)
     again, _ = parse_reserve_reply(
-        client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), 3_000, buyer_arg("user-0", 1, "r-x"))
+        client.eval(RESERVE_LUA, 5, *keys.reserve_keys(), buyer_arg("user-0", 1, "r-x"))
     )
     assert (again[0].outcome, again[0].reservation_id) == (Outcome.EXISTING, "r-0")

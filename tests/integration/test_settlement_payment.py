@@ -48,17 +48,27 @@ def test_1000_payments_racing_their_own_expiry_each_end_exactly_once(sale: Local
     consumer = sale.start_consumer(FLASHSALE_PAYMENT_TIMEOUT_SECONDS=str(TIMEOUT))
     gateway = sale.start_gateway(FLASHSALE_PAYMENT_TIMEOUT_SECONDS=str(TIMEOUT))
     users = [f"payer-{i}" for i in range(1_000)]
-    now_ms = int(time.time() * 1000)
-    granted = reserve(sale, users, now_ms)
+    granted = reserve(sale, users)
     assert len(granted) == 1_000
-    # Deadlines spread over 20 s, starting once the orders are surely written.
+    # Deadlines spread over 16 s, starting once the orders are surely written; and, so that both
+    # outcomes happen however slow the machine, 100 orders whose deadline is an hour away (paid) and
+    # 100 whose deadline passed before the payments start (expired).
+    now_ms = int(time.time() * 1000)
     first_deadline_ms = now_ms + 10_000
-    messages = [
-        replace(m, reserved_at_ms=first_deadline_ms - TIMEOUT * 1000 + 20 * i) for i, m in enumerate(granted)
-    ]
+
+    def reserved_at(i: int) -> int:
+        if i < 100:
+            return now_ms + 3_600_000
+        if i >= 900:
+            return now_ms - TIMEOUT * 1000 - 60_000
+        return first_deadline_ms - TIMEOUT * 1000 + 20 * i
+
+    messages = [replace(m, reserved_at_ms=reserved_at(i)) for i, m in enumerate(granted)]
+    surely_paid = {m.reservation_id for m in messages[:100]}
+    surely_expired = {m.reservation_id for m in messages[900:]}
     sale.produce(messages)
     wait_for(lambda: sale.order_count() == 1_000, timeout=180, what="1000 orders", describe=consumer.output)
-    wait_for(lambda: past_deadline(sale) > 0, timeout=120, what="the first deadline")
+    wait_for(lambda: past_deadline(sale) > 100, timeout=120, what="the first racing deadline")
 
     rng = random.Random(8)
     order = [(m.reservation_id, m.user_id) for m in messages]
@@ -82,8 +92,8 @@ def test_1000_payments_racing_their_own_expiry_each_end_exactly_once(sale: Local
     states = orders_by_state(sale)
     assert states["paid"] == paid_answers
     assert states["expired"] == expired_answers
-    assert paid_answers, "no payment came before its deadline"
-    assert expired_answers, "no payment came after its deadline"
+    assert surely_paid <= paid_answers
+    assert surely_expired <= expired_answers
 
     # The stock of the expired ones, only theirs, back in the gate exactly once.
     wait_for(lambda: unreturned(sale) == 0, timeout=120, what="every expired order returned")
@@ -105,10 +115,9 @@ def test_the_payment_contract(sale: LocalSale) -> None:
     sale.stock = 10
     sale.prepare()
     sale.set_open(True)
-    consumer = sale.start_consumer(FLASHSALE_PAYMENT_TIMEOUT_SECONDS="60")
-    gateway = sale.start_gateway(FLASHSALE_PAYMENT_TIMEOUT_SECONDS="60")
-    now_ms = int(time.time() * 1000)
-    [alice] = reserve(sale, ["alice"], now_ms)
+    consumer = sale.start_consumer()  # the default payment window: alice pays well within it
+    gateway = sale.start_gateway()
+    [alice] = reserve(sale, ["alice"])
 
     with gateway.client() as client:
         url = f"/api/orders/{alice.reservation_id}/pay"
@@ -132,8 +141,8 @@ def test_the_payment_contract(sale: LocalSale) -> None:
         assert view["state"] == "paid"
 
         # An order whose deadline passed before anyone paid: expired, never paid.
-        [late] = reserve(sale, ["carol"], int(time.time() * 1000))
-        sale.produce([replace(late, reserved_at_ms=now_ms - 120_000)])
+        [late] = reserve(sale, ["carol"])
+        sale.produce([replace(late, reserved_at_ms=late.reserved_at_ms - 1_000_000)])  # 15 min + 100 s ago
         wait_for(
             lambda: orders_by_state(sale)["expired"] == {late.reservation_id}, timeout=120, what="expiry"
         )

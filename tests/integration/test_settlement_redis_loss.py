@@ -40,7 +40,7 @@ def test_a_flushed_redis_fails_closed_and_prewarm_rebuilds_the_gate_from_the_rec
         assert answer.status_code == 202, answer.text
         bought[f"user-{i}"] = answer.json()["reservationId"]
     # One more whose order expires at once (its unit goes back: the rebuild must not count it twice).
-    [late] = reserve(sale, ["late"], int(time.time() * 1000))
+    [late] = reserve(sale, ["late"])
     sale.produce([replace(late, reserved_at_ms=late.reserved_at_ms - 600_000)])
     wait_for(lambda: late.reservation_id in settled(sale), timeout=120, what="the late order returned")
     wait_for(lambda: sale.order_count() == 11, timeout=120, what="11 orders", describe=consumer.output)

@@ -15,10 +15,19 @@ from flashsale_gateway import payment
 from flashsale_gateway.state import StatusBoard
 from flashsale_gateway.watch import SaleWatcher
 from flashsale_sale import cli
-from flashsale_sale.contract import SaleKeys, parse_pending, released_user
+from flashsale_sale.contract import (
+    Outcome,
+    PendingRecord,
+    ReserveResult,
+    SaleKeys,
+    parse_pending,
+    parse_pending_record,
+    parse_reserve_reply,
+    released_user,
+)
 from flashsale_sale.lag import TopicLag, partition_lag
 from flashsale_sale.prewarm import PrewarmRefused, plan_rebuild
-from flashsale_sale.settings import ConsumerSettings
+from flashsale_sale.settings import ConsumerSettings, safe_lost_reservation_seconds
 from flashsale_sale.settlement_lua import rebuild_args, return_args
 
 
@@ -51,13 +60,56 @@ def test_lost_candidates_are_the_pending_records_older_than_the_deadline() -> No
         "young": "carol 1 60001",
         b"edge": b"dave 1 0",
     }
-    assert lost_candidates(pending, now_ms=61_000, older_than_ms=60_000) == ["claimed-old", "edge", "old"]
-    assert lost_candidates(pending, now_ms=1_000, older_than_ms=60_000) == []
+    candidates = lost_candidates(pending, now_ms=61_000, older_than_ms=60_000)
+    assert list(candidates) == ["claimed-old", "edge", "old"]
+    assert candidates["claimed-old"] == b"bob 2 1000 c"  # the record as read: the release compares it
+    assert lost_candidates(pending, now_ms=1_000, older_than_ms=60_000) == {}
+
+
+def test_a_reservation_is_as_old_as_its_last_attempt_not_its_reservation_time() -> None:
+    """A repeat click that published a pending reservation again touched it: its publish may be in
+    flight until a publish timeout after that, so the recovery counts the deadline from then."""
+    pending: dict[bytes | str, bytes | str] = {
+        b"retried": b"alice 1 1000 59000",  # reserved long ago, published again at 59 s
+        b"retried-claimed": b"bob 1 1000 2000 c",
+        b"untouched": b"carol 1 1000",
+    }
+    assert list(lost_candidates(pending, now_ms=61_000, older_than_ms=60_000)) == ["untouched"]
+    assert list(lost_candidates(pending, now_ms=62_000, older_than_ms=60_000)) == [
+        "retried-claimed",
+        "untouched",
+    ]
 
 
 def test_a_claimed_pending_record_parses_like_any_other() -> None:
     assert parse_pending(b"alice 2 1790000000000 c") == ("alice", 2, 1_790_000_000_000)
     assert parse_pending("alice 2 1790000000000") == ("alice", 2, 1_790_000_000_000)
+
+
+@pytest.mark.parametrize(
+    ("record", "parsed"),
+    [
+        (b"alice 2 1000", PendingRecord("alice", 2, 1000, 1000, False)),
+        (b"alice 2 1000 c", PendingRecord("alice", 2, 1000, 1000, True)),
+        ("alice 2 1000 5000", PendingRecord("alice", 2, 1000, 5000, False)),
+        (b"alice 2 1000 5000 c", PendingRecord("alice", 2, 1000, 5000, True)),
+    ],
+)
+def test_pending_records_old_and_touched_parse_alike(record: bytes | str, parsed: PendingRecord) -> None:
+    assert parse_pending_record(record) == parsed
+    assert parse_pending(record) == parsed[:3]  # the readers that need no more are unchanged
+
+
+def test_the_reserve_reply_carries_each_reservations_time() -> None:
+    reply = [b"reserved", b"r-1", 1, 1790000000123, b"unconfirmed", b"r-0", 2, 1790000000000,
+             b"soldout", b"", 0, 0, 7]  # fmt: skip
+    results, remaining = parse_reserve_reply(reply)
+    assert results == [
+        ReserveResult(Outcome.RESERVED, "r-1", 1, 1_790_000_000_123),
+        ReserveResult(Outcome.UNCONFIRMED, "r-0", 2, 1_790_000_000_000),
+        ReserveResult(Outcome.SOLD_OUT, "", 0, 0),
+    ]
+    assert remaining == 7
 
 
 def test_released_events_name_the_user() -> None:
@@ -133,6 +185,22 @@ def test_the_settlement_settings_have_their_bounds() -> None:
         _consumer_settings(lost_reservation_seconds=4)
     with pytest.raises(ValidationError):
         _consumer_settings(payment_timeout_seconds=0)
+
+
+def test_a_lost_reservation_deadline_too_close_to_the_publish_timeout_is_refused() -> None:
+    """The recovery may give a reservation back only once every publish of it has ended: the deadline
+    must be at least twice the gateways' publish timeout plus 2 s (docs/settlement.md)."""
+    assert _consumer_settings().publish_timeout_seconds == 10
+    unsafe = r"FLASHSALE_LOST_RESERVATION_SECONDS \(5\) must be at least 22"
+    with pytest.raises(ValidationError, match=unsafe):
+        _consumer_settings(lost_reservation_seconds=5)  # below the default 10 s publish timeout
+    with pytest.raises(ValidationError, match="at least 8"):
+        _consumer_settings(lost_reservation_seconds=7, publish_timeout_seconds=3)
+    safe = _consumer_settings(lost_reservation_seconds=8, publish_timeout_seconds=3)
+    assert (safe.lost_reservation_seconds, safe.publish_timeout_seconds) == (8, 3)
+    assert safe_lost_reservation_seconds(10) == 22
+    with pytest.raises(ValidationError):
+        _consumer_settings(publish_timeout_seconds=0.5, lost_reservation_seconds=5)
 
 
 class _FakeRedis:
