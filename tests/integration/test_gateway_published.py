@@ -81,12 +81,14 @@ def cut_off_from_kafka(sale: LocalSale, port: int) -> Gateway:
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         nowhere = f"127.0.0.1:{free.getsockname()[1]}"
+    admin_port = sale._port(None)
     env = sale.env(
         FLASHSALE_PORT=str(port),
+        FLASHSALE_ADMIN_PORT=str(admin_port),
         FLASHSALE_KAFKA_BOOTSTRAP_SERVERS=nowhere,
         FLASHSALE_PUBLISH_TIMEOUT_SECONDS="2",
     )
-    gateway = Gateway("gateway-cut-off", port, sale.logs / "gateway-cut-off.log", env)
+    gateway = Gateway("gateway-cut-off", port, admin_port, sale.logs / "gateway-cut-off.log", env)
     sale.processes.append(gateway)
     gateway.start()
     gateway.wait_for_state("live")
