@@ -72,6 +72,8 @@ SOLD_OUT: Final = error(410, "sold_out", "the sale is sold out")
 INSUFFICIENT: Final = error(409, "insufficient_stock", "less stock left than the quantity asked")
 UNAVAILABLE: Final = error(503, "unavailable", "the sale cannot take orders right now; try again")
 TOO_LARGE: Final = error(413, "payload_too_large", "the body is larger than a buy request can be")
+CUT_SHORT: Final = error(422, "invalid_request", "the body ended before its declared end")
+INTERNAL: Final = error(500, "internal", "internal error")  # a bug, never an answer to bad input
 MISSING_TOKEN: Final = error(401, "unauthorized", "missing bearer token")
 INVALID_TOKEN: Final = {
     reason: error(401, "unauthorized", reason)

@@ -18,10 +18,11 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from flashsale_gateway import answers, payment, schemas
 from flashsale_gateway.answers import Answer
-from flashsale_gateway.asgi import BodyTooLarge
+from flashsale_gateway.asgi import BodyCutShort, BodyTooLarge
 from flashsale_gateway.hot import HotRoutes
 from flashsale_gateway.orders import LookupUnavailable
 from flashsale_gateway.parsing import MAX_BODY_BYTES
@@ -143,10 +144,13 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
     async def buy(orderKey: str, request: Request, _: Bearer = None) -> Response:
         async def body() -> bytes:
             content = b""
-            async for chunk in request.stream():
-                content += chunk
-                if len(content) > MAX_BODY_BYTES:
-                    raise BodyTooLarge
+            try:
+                async for chunk in request.stream():
+                    content += chunk
+                    if len(content) > MAX_BODY_BYTES:
+                        raise BodyTooLarge
+            except ClientDisconnect as gone:
+                raise BodyCutShort from gone
             return content
 
         authorization = request.headers.get("authorization")

@@ -13,7 +13,17 @@ from time import perf_counter
 
 from flashsale_gateway import answers
 from flashsale_gateway.answers import Answer
-from flashsale_gateway.asgi import ASGIApp, BodyTooLarge, Message, Receive, Scope, Send, header, read_body
+from flashsale_gateway.asgi import (
+    ASGIApp,
+    BodyCutShort,
+    BodyTooLarge,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+)
 from flashsale_gateway.hot import HotRoutes
 from flashsale_gateway.metrics import GatewayMetrics
 from flashsale_gateway.parsing import MAX_BODY_BYTES
@@ -82,14 +92,20 @@ class FrontLayer:
     async def _buy(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         started = perf_counter()
         authorization = header(scope, b"authorization")
-        answer = self._hot.early(path, authorization)
-        if answer is None:
-            try:
-                body = await read_body(scope, receive, MAX_BODY_BYTES)
-            except BodyTooLarge:
-                answer = answers.TOO_LARGE
-            else:
-                answer = await self._attempt(authorization, body)
+        try:
+            answer = self._hot.early(path, authorization)
+            if answer is None:
+                try:
+                    body = await read_body(scope, receive, MAX_BODY_BYTES)
+                except BodyTooLarge:
+                    answer = answers.TOO_LARGE
+                except BodyCutShort:
+                    answer = answers.CUT_SHORT
+                else:
+                    answer = await self._attempt(authorization, body)
+        except Exception:  # a bug, never bad input: still the JSON error, and the traceback in the log
+            log.exception("buy request failed")
+            answer = answers.INTERNAL
         await send(answer.start_message)
         await send(answer.body_message)
         self._answered("buy", answer.outcome, perf_counter() - started)
