@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import socket
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 from urllib.parse import quote, unquote_to_bytes
@@ -103,6 +104,11 @@ def _mutate(token: bytes, at: int, how: str, piece: bytes) -> bytes:
     return token[:at] + piece + token[at + (how == "replace") :]
 
 
+def _full_width(token: str) -> bytes:
+    """The token in full-width letters (U+FF01...): what it says, but none of it ASCII."""
+    return "".join(chr(ord(char) + 0xFEE0) if "!" <= char <= "~" else char for char in token).encode()
+
+
 def authorizations(valid_tokens: list[str]) -> st.SearchStrategy[bytes]:
     """Authorization values: real tokens, near misses, other schemes, garbage, huge ones."""
     token = st.sampled_from(valid_tokens)
@@ -111,7 +117,7 @@ def authorizations(valid_tokens: list[str]) -> st.SearchStrategy[bytes]:
         (1, token.map(lambda t: b"Bearer " + t.encode())),
         (3, st.tuples(scheme, token.flatmap(_mutated)).map(b"".join)),
         (1, st.tuples(scheme, _field_value()).map(b"".join)),
-        (1, st.tuples(scheme, token).map(lambda pair: pair[0] + pair[1].encode("utf-16-le"))),
+        (1, st.tuples(scheme, token).map(lambda pair: pair[0] + _full_width(pair[1]))),
         (1, st.integers(600, 20_000).map(lambda n: b"Bearer v1." + b"a" * n)),
     )
 
@@ -333,6 +339,59 @@ def wire_bytes(request: HttpRequest) -> tuple[bytes, bool]:
     else:
         lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body, request.framing == "cut_short"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]  # names lower-case; the first of repeated ones
+    body: bytes
+
+
+def send_on_socket(host: str, port: int, request: HttpRequest, timeout: float = 60.0) -> HttpAnswer | None:
+    """One request on its own connection (`Connection: close`); the first answer, None if none came."""
+    data, half_close = wire_bytes(request)
+    received = bytearray()
+    with socket.create_connection((host, port), timeout=timeout) as connection:
+        connection.sendall(data)
+        if half_close:
+            connection.shutdown(socket.SHUT_WR)
+        while chunk := connection.recv(65536):
+            received += chunk
+    return parse_answer(bytes(received), head=request.method == "HEAD")
+
+
+def parse_answer(received: bytes, *, head: bool) -> HttpAnswer | None:
+    """The first HTTP/1.1 answer in `received` (Content-Length or chunked framing, or up to the end)."""
+    head_part, found, rest = received.partition(b"\r\n\r\n")
+    if not found:
+        return None
+    status_line, *lines = head_part.decode("latin-1").split("\r\n")
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, _, value = line.partition(":")
+        headers.setdefault(name.strip().lower(), value.strip())
+    if head:
+        body = b""
+    elif "content-length" in headers:
+        body = rest[: int(headers["content-length"])]
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        body = _unchunked(rest)
+    else:
+        body = rest
+    return HttpAnswer(int(status_line.split(" ")[1]), headers, body)
+
+
+def _unchunked(data: bytes) -> bytes:
+    body = bytearray()
+    while data:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            break
+        body += data[:size]
+        data = data[size + 2 :]
+    return bytes(body)
 
 
 # ---- the contract ----
