@@ -77,6 +77,9 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served below, so that the document lists itself too
+        # A stray trailing slash is an unknown path (404 in JSON), not a 307 to a URL built from the
+        # client's own Host header and the pod's scheme.
+        redirect_slashes=False,
     )
     _install_error_handlers(app)
     limit = runtime.settings.per_user_limit

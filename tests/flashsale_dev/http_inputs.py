@@ -128,18 +128,18 @@ _if_none_match = st.one_of(
 )
 
 
-def headers(valid_tokens: list[str]) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
+def headers(
+    valid_tokens: list[str], values: st.SearchStrategy[bytes]
+) -> st.SearchStrategy[tuple[tuple[bytes, bytes], ...]]:
+    """Other headers: more Authorization, If-None-Match, common ones, made-up ones; sometimes dozens."""
     named = st.one_of(
-        st.tuples(st.just(b"authorization"), authorizations(valid_tokens)),  # more, after the first
+        st.tuples(st.just(b"authorization"), authorizations(valid_tokens)),
         st.tuples(st.just(b"if-none-match"), _if_none_match),
-        st.tuples(
-            st.sampled_from([b"content-type", b"accept", b"cookie", b"origin", b"expect"]), _field_value()
-        ),
-        st.tuples(
-            st.text(_TOKEN_CHARS, min_size=1, max_size=20).map(lambda n: n.lower().encode()), _field_value()
-        ),
+        st.tuples(st.sampled_from([b"content-type", b"accept", b"cookie", b"origin", b"expect"]), values),
+        st.tuples(st.text(_TOKEN_CHARS, min_size=1, max_size=20).map(lambda n: n.lower().encode()), values),
     )
-    return st.lists(named, max_size=8).map(tuple)
+    many = st.tuples(named, st.integers(20, 80)).map(lambda repeated: (repeated[0],) * repeated[1])
+    return weighted((8, st.lists(named, max_size=8).map(tuple)), (1, many))
 
 
 def _json_values() -> st.SearchStrategy[Any]:
@@ -185,6 +185,10 @@ def bodies() -> st.SearchStrategy[bytes]:
     )
 
 
+FIXED_PATHS: Final = (
+    "/", "/status.js", "/api/status", "/healthz", "/readyz", "/metrics", "/openapi.json", "*",
+    "/api/status/", "/healthz/", "/openapi.json/",
+)  # fmt: skip
 _QUERY: Final = st.one_of(st.just(""), st.binary(max_size=40).map(lambda raw: "?" + _percent_encoded(raw)))
 _JUNK_LENGTHS: Final = st.sampled_from([b"abc", b"-1", b"+5", b"1e3", b" 12", b"\xd9\xa3", b"9" * 30])
 
@@ -197,10 +201,17 @@ class Requests:
     `anything`: any route (a near miss of each too), any method, any headers, any body.
     """
 
-    def __init__(self, order_path: str, valid_tokens: list[str], framings: tuple[Framing, ...]) -> None:
+    def __init__(
+        self,
+        order_path: str,
+        valid_tokens: list[str],
+        framings: tuple[Framing, ...],
+        header_values: st.SearchStrategy[bytes] | None = None,
+    ) -> None:
+        """`header_values`: what other headers hold (default: what an HTTP/1.1 parser passes on)."""
         self._framings = st.sampled_from(framings)
         self._bodies = bodies()
-        self._headers = headers(valid_tokens)
+        self._headers = headers(valid_tokens, _field_value() if header_values is None else header_values)
         real = st.sampled_from(valid_tokens).map(lambda token: b"Bearer " + token.encode())
         mostly_real = st.lists(weighted((3, real), (1, authorizations(valid_tokens))), min_size=1, max_size=2)
         any_authorization = st.lists(authorizations(valid_tokens), max_size=2)
@@ -218,7 +229,7 @@ class Requests:
         routes = st.one_of(
             buy_path,
             order_path_of,
-            st.sampled_from(["/", "/status.js", "/api/status", "/healthz", "/metrics", "/openapi.json", "*"]),
+            st.sampled_from(FIXED_PATHS),
             st.sampled_from(["/", "//", "/api/status/", "/api/", "/api/buy/", "/status.js/"]).flatmap(
                 lambda prefix: _segment.map(lambda segment: prefix + segment)
             ),
@@ -416,6 +427,7 @@ def is_buy_body(body: bytes, limit: int) -> bool:
 def check_answer(status: int, headers: dict[str, str], body: bytes, *, head: bool, store_asked: bool) -> None:
     """The promise for any request: a well-formed status; every error JSON; a 5xx only from a store."""
     assert 200 <= status <= 599, status
+    assert not 300 <= status < 400 or status == 304, (status, headers)  # no redirects: 304 on the page only
     if status >= 500:
         assert store_asked, f"{status} for a request that asks no store: {body[:300]!r}"
         assert status == 503, status

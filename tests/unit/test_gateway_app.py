@@ -89,6 +89,8 @@ def test_orders_are_refused_with_404_while_the_sale_is_not_live(app: FrontLayer)
         ("GET", "/api/orders/x", 401, "unauthorized"),
         ("POST", "/api/orders/x/pay", 401, "unauthorized"),
         ("GET", "/api/orders/x/pay", 405, "method_not_allowed"),
+        ("GET", "/healthz/", 404, "not_found"),  # a trailing slash: not a redirect built from the Host
+        ("GET", "/api/status/", 404, "not_found"),
     ],
 )
 def test_every_error_is_json(app: FrontLayer, method: str, path: str, status: int, code: str) -> None:

@@ -82,7 +82,8 @@ class InProcessGateway:
         self.loop = asyncio.new_event_loop()
         self.order_path = self.app.runtime.order_path
         self.tokens = tokens.mint_many(self.app.runtime.user_token_key, [f"user-{i}" for i in range(12)])
-        self.requests = Requests(self.order_path, self.tokens, FRAMINGS)
+        # any bytes at all in other headers: a server other than granian may pass on what it does not
+        self.requests = Requests(self.order_path, self.tokens, FRAMINGS, st.binary(max_size=64))
         self.state = "live"
 
     def set_state(self, state: str) -> None:
