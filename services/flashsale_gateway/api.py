@@ -135,9 +135,11 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
                 "required": False,
                 "content": {
                     "application/json": {
-                        "schema": {
+                        "schema": {  # or no body at all: quantity 1
                             "type": "object",
                             "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": limit}},
+                            "required": ["quantity"],
+                            "additionalProperties": False,
                         }
                     }
                 },

@@ -118,8 +118,11 @@ def test_the_document_lists_every_route_with_its_answers(app: FrontLayer) -> Non
     buy = document["paths"]["/api/buy/{orderKey}"]["post"]
     assert set(buy["responses"]) == {"202", "401", "404", "409", "410", "413", "422", "429", "503"}
     assert buy["responses"]["429"]["headers"]["Retry-After"]["required"] is True
-    limit = buy["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"]
-    assert (limit["minimum"], limit["maximum"]) == (1, 1)
+    body = buy["requestBody"]["content"]["application/json"]["schema"]
+    assert (body["properties"]["quantity"]["minimum"], body["properties"]["quantity"]["maximum"]) == (1, 1)
+    assert body["required"] == ["quantity"]  # exactly {"quantity": n}, or no body at all
+    assert body["additionalProperties"] is False
+    assert buy["requestBody"]["required"] is False
     assert "HTTPValidationError" not in document["components"]["schemas"]
     pay = document["paths"]["/api/orders/{reservationId}/pay"]["post"]
     assert set(pay["responses"]) == {"200", "401", "404", "409", "422", "503"}

@@ -180,7 +180,7 @@ def test_a_body_cut_short_by_the_client_reserves_nothing(gateway: InProcessGatew
     assert served.status == 422, served.body  # never the gate's answer (503 here, with Redis down)
 
 
-@settings(FUZZ, max_examples=250)
+@settings(FUZZ, max_examples=200)
 @given(data=st.data())
 def test_the_live_order_path_answers_any_body_and_framing_without_a_5xx(
     gateway: InProcessGateway, data: st.DataObject
@@ -198,7 +198,7 @@ def test_orders_and_payments_answer_any_token_without_a_5xx(
     gateway.keeps_the_contract(data.draw(gateway.requests.token_checks, label="request"))
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=200)
 @given(data=st.data(), state=st.sampled_from(["live", "soldout", "paused"]))
 def test_any_request_on_any_route_gets_no_5xx_unless_a_store_was_asked(
     gateway: InProcessGateway, data: st.DataObject, state: str
