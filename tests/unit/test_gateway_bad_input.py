@@ -169,6 +169,24 @@ def test_a_token_with_non_ascii_characters_is_refused_with_401(
         assert gateway.keeps_the_contract(request).status == 401, token
 
 
+@settings(FUZZ, max_examples=200)
+@given(
+    token=st.one_of(
+        st.text(max_size=90), st.text(max_size=60).map(lambda junk: f"v1.alice.99999999999.{junk}")
+    )
+)
+def test_verifying_any_text_as_a_token_refuses_it_as_invalid_and_nothing_else(token: str) -> None:
+    """What a header can carry, decoded as the framework decodes it (latin-1) or not: InvalidToken only."""
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify(SETTINGS["user_token_key"].encode(), token)
+
+
+def test_a_token_with_digits_of_another_script_is_malformed() -> None:
+    """str.isdigit() says yes to Arabic-Indic digits, and int() reads them: only ASCII is a token."""
+    with pytest.raises(tokens.InvalidToken, match="malformed"):
+        tokens.verify(SETTINGS["user_token_key"].encode(), "v1.alice.\u0661\u0667\u0669\u0660.sig")
+
+
 def test_a_body_cut_short_by_the_client_reserves_nothing(gateway: InProcessGateway) -> None:
     """The client went away before its declared body ended: whatever it meant to buy, it was not 1 unit."""
     gateway.set_state("live")
