@@ -55,7 +55,7 @@ class FrontLayer:
             if method == "POST" and path.startswith(BUY_PREFIX):
                 await self._buy(scope, receive, send, path)
                 return
-            if method == "GET":
+            if method in {"GET", "HEAD"}:  # HEAD: the same answer; the server drops its body
                 if path == "/status.js":
                     await self._send("status_js", self._hot.status_js(), send, perf_counter())
                     return
@@ -66,6 +66,8 @@ class FrontLayer:
                     started = perf_counter()
                     await self._send("page", self._hot.page(header(scope, b"if-none-match")), send, started)
                     return
+            if method == "HEAD":  # FastAPI routes GET only: HEAD is answered as GET, without the body
+                scope = {**scope, "method": "GET"}
             await self._framework(scope, receive, send)
             return
         if scope["type"] == "lifespan":

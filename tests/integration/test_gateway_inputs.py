@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -15,8 +16,10 @@ from flashsale_dev.http_inputs import (
     HttpRequest,
     Requests,
     check_answer,
+    parse_answer,
     send_on_socket,
     weighted,
+    wire_bytes,
 )
 from flashsale_dev.sale import Gateway, LocalSale
 from flashsale_sale import tokens
@@ -195,3 +198,20 @@ def test_hostile_requests_on_every_route_get_no_5xx_and_every_error_is_json(sale
     answered_within_the_contract()
     assert reserved  # the batch reached the gate too, not only the refusals in front of it
     assert sale.stock - (sale.gate_remaining() or 0) == sum(reserved.values())
+
+
+def test_head_on_every_get_route_is_its_get_without_a_body(sale: LocalSale) -> None:
+    [gateway] = sale.go_live()
+    address = urlsplit(gateway.url)
+    for path in ("/", "/status.js", "/api/status", "/healthz", "/openapi.json"):
+        data, _ = wire_bytes(HttpRequest("HEAD", path.encode(), (), b"", "length"))
+        received = bytearray()
+        with socket.create_connection((address.hostname, address.port), timeout=60) as connection:
+            connection.sendall(data)
+            while chunk := connection.recv(65536):
+                received += chunk
+        head = parse_answer(bytes(received), head=True)
+        get = on_the_wire(gateway, HttpRequest("GET", path.encode(), (), b"", "length"))
+        assert head is not None, path
+        assert (head.status, head.headers["content-type"]) == (get.status, get.headers["content-type"]), path
+        assert bytes(received).endswith(b"\r\n\r\n"), path  # the headers, and nothing after them

@@ -136,3 +136,18 @@ def test_healthz_and_metrics_answer_without_the_middleware(app: FrontLayer) -> N
     assert 'flashsale_gateway_requests_total{outcome="ok",route="status",sale="drop"}' in metrics
     assert 'flashsale_gateway_requests_total{outcome="200",route="healthz",sale="drop"}' in metrics
     assert 'flashsale_gateway_request_seconds_bucket{le="+Inf",route="status",sale="drop"}' in metrics
+
+
+@pytest.mark.parametrize("path", ["/", "/status.js", "/api/status", "/healthz", "/openapi.json"])
+def test_every_get_route_answers_head_with_the_same_status_and_headers(app: FrontLayer, path: str) -> None:
+    """RFC 9110 asks every server for HEAD wherever it has GET (uptime checks and CDNs use it)."""
+    get, head = call(app, "GET", path), call(app, "HEAD", path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_head_where_only_post_is_allowed_is_405(app: FrontLayer) -> None:
+    answer = call(app, "HEAD", "/api/orders/x/pay")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
