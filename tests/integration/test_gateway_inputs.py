@@ -12,15 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from flashsale_dev.http_inputs import (
     WIRE_FRAMINGS,
     Framing,
-    HttpAnswer,
     HttpRequest,
     Requests,
     check_answer,
-    parse_answer,
-    send_on_socket,
     weighted,
-    wire_bytes,
 )
+from flashsale_dev.http_sending import HttpAnswer, parse_answer, send_on_socket, wire_bytes
 from flashsale_dev.sale import Gateway, LocalSale
 from flashsale_sale import tokens
 

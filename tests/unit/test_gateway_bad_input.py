@@ -24,11 +24,10 @@ from flashsale_dev.http_inputs import (
     Framing,
     HttpRequest,
     Requests,
-    asgi_messages,
-    asgi_scope,
     check_answer,
     is_buy_body,
 )
+from flashsale_dev.http_sending import asgi_messages, asgi_scope
 from flashsale_gateway.app import build_app
 from flashsale_gateway.asgi import Message
 from flashsale_sale import tokens
