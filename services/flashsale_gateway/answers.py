@@ -74,6 +74,8 @@ UNAVAILABLE: Final = error(503, "unavailable", "the sale cannot take orders righ
 # The reservation is held, its publish failed: a retry publishes it again.
 UNPUBLISHED: Final = error(503, "unavailable", "the reservation could not be confirmed yet; try again", 1)
 TOO_LARGE: Final = error(413, "payload_too_large", "the body is larger than a buy request can be")
+CUT_SHORT: Final = error(422, "invalid_request", "the body ended before its declared end")
+INTERNAL: Final = error(500, "internal", "internal error")  # a bug, never an answer to bad input
 MISSING_TOKEN: Final = error(401, "unauthorized", "missing bearer token")
 INVALID_TOKEN: Final = {
     reason: error(401, "unauthorized", reason)

@@ -17,10 +17,11 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from flashsale_gateway import answers, payment, schemas
 from flashsale_gateway.answers import Answer
-from flashsale_gateway.asgi import BodyTooLarge
+from flashsale_gateway.asgi import BodyCutShort, BodyTooLarge
 from flashsale_gateway.hot import HotRoutes
 from flashsale_gateway.orders import LookupUnavailable
 from flashsale_gateway.parsing import MAX_BODY_BYTES
@@ -75,6 +76,9 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,  # served on the admin port (flashsale_gateway.admin), not here
+        # A stray trailing slash is an unknown path (404 in JSON), not a 307 to a URL built from the
+        # client's own Host header and the pod's scheme.
+        redirect_slashes=False,
     )
     _install_error_handlers(app)
     limit = runtime.settings.per_user_limit
@@ -130,9 +134,11 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
                 "required": False,
                 "content": {
                     "application/json": {
-                        "schema": {
+                        "schema": {  # or no body at all: quantity 1
                             "type": "object",
                             "properties": {"quantity": {"type": "integer", "minimum": 1, "maximum": limit}},
+                            "required": ["quantity"],
+                            "additionalProperties": False,
                         }
                     }
                 },
@@ -142,10 +148,13 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
     async def buy(orderKey: str, request: Request, _: Bearer = None) -> Response:
         async def body() -> bytes:
             content = b""
-            async for chunk in request.stream():
-                content += chunk
-                if len(content) > MAX_BODY_BYTES:
-                    raise BodyTooLarge
+            try:
+                async for chunk in request.stream():
+                    content += chunk
+                    if len(content) > MAX_BODY_BYTES:
+                        raise BodyTooLarge
+            except ClientDisconnect as gone:
+                raise BodyCutShort from gone
             return content
 
         authorization = request.headers.get("authorization")

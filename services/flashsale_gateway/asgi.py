@@ -24,8 +24,15 @@ class BodyTooLarge(Exception):
     """The request body is larger than the caller is willing to read."""
 
 
+class BodyCutShort(Exception):
+    """The client went away before its body ended: what it meant to send is unknown."""
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole body, refusing early (from Content-Length) or while reading, past `limit` bytes."""
+    """The whole body, refusing early (from Content-Length) or while reading, past `limit` bytes.
+
+    A disconnect before the last chunk raises BodyCutShort: a truncated buy body must not read as
+    an empty one (quantity 1), and a buy nobody waits for must not take stock."""
     declared = header(scope, b"content-length")
     if declared == b"0":
         return b""  # nothing to read: no trip through the server for an empty body message
@@ -36,7 +43,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            return b""  # the client went away; nobody reads the answer
+            raise BodyCutShort
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)

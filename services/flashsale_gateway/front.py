@@ -15,7 +15,17 @@ from time import perf_counter
 from flashsale_gateway import answers
 from flashsale_gateway.admin_server import AdminServer
 from flashsale_gateway.answers import Answer
-from flashsale_gateway.asgi import ASGIApp, BodyTooLarge, Message, Receive, Scope, Send, header, read_body
+from flashsale_gateway.asgi import (
+    ASGIApp,
+    BodyCutShort,
+    BodyTooLarge,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+)
 from flashsale_gateway.hot import HotRoutes
 from flashsale_gateway.metrics import GatewayMetrics
 from flashsale_gateway.parsing import MAX_BODY_BYTES
@@ -60,7 +70,7 @@ class FrontLayer:
             if method == "POST" and path.startswith(BUY_PREFIX):
                 await self._buy(scope, receive, send, path)
                 return
-            if method == "GET":
+            if method in {"GET", "HEAD"}:  # HEAD: the same answer; the server drops its body
                 if path == "/status.js":
                     await self._send("status_js", self._hot.status_js(), send, perf_counter())
                     return
@@ -71,6 +81,8 @@ class FrontLayer:
                     started = perf_counter()
                     await self._send("page", self._hot.page(header(scope, b"if-none-match")), send, started)
                     return
+            if method == "HEAD":  # FastAPI routes GET only: HEAD is answered as GET, without the body
+                scope = {**scope, "method": "GET"}
             await self._framework(scope, receive, send)
             return
         if scope["type"] == "lifespan":
@@ -97,14 +109,20 @@ class FrontLayer:
     async def _buy(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         started = perf_counter()
         authorization = header(scope, b"authorization")
-        answer = self._hot.early(path, authorization)
-        if answer is None:
-            try:
-                body = await read_body(scope, receive, MAX_BODY_BYTES)
-            except BodyTooLarge:
-                answer = answers.TOO_LARGE
-            else:
-                answer = await self._attempt(authorization, body)
+        try:
+            answer = self._hot.early(path, authorization)
+            if answer is None:
+                try:
+                    body = await read_body(scope, receive, MAX_BODY_BYTES)
+                except BodyTooLarge:
+                    answer = answers.TOO_LARGE
+                except BodyCutShort:
+                    answer = answers.CUT_SHORT
+                else:
+                    answer = await self._attempt(authorization, body)
+        except Exception:  # a bug, never bad input: still the JSON error, and the traceback in the log
+            log.exception("buy request failed")
+            answer = answers.INTERNAL
         await send(answer.start_message)
         await send(answer.body_message)
         self._answered("buy", answer.outcome, perf_counter() - started)

@@ -12,7 +12,7 @@ from typing import Final
 
 from flashsale_gateway import answers, page
 from flashsale_gateway.answers import Answer, raw_answer
-from flashsale_gateway.asgi import BodyTooLarge
+from flashsale_gateway.asgi import BodyCutShort, BodyTooLarge
 from flashsale_gateway.buy import BuyPath
 from flashsale_gateway.state import StatusBoard
 from flashsale_sale.settings import GatewaySettings
@@ -77,6 +77,8 @@ class HotRoutes:
             content = await body()
         except BodyTooLarge:
             return answers.TOO_LARGE
+        except BodyCutShort:
+            return answers.CUT_SHORT
         return await self._buy.attempt(authorization, content)
 
     def _refresh_status(self) -> None:

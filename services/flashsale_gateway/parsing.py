@@ -7,6 +7,7 @@ from typing import Final
 
 MAX_BODY_BYTES: Final = 4096  # a buy body is a dozen bytes; anything bigger is not a buy request
 _BEARER: Final = b"bearer "
+_SHAPE: Final = 'the body must be empty or the JSON object {"quantity": n}'
 
 
 class BadBody(ValueError):
@@ -34,16 +35,22 @@ def token_user(token: str | None) -> str | None:
 
 
 def parse_quantity(body: bytes, limit: int) -> int:
-    """The quantity asked (1 when the body is empty); raises BadBody for anything else."""
+    """The quantity asked: 1 for an empty body, n for exactly `{"quantity": n}`; else raises BadBody.
+
+    A buy body holds one object and no array, so a body with any other bracket is refused before
+    json.loads sees it: nesting deep enough to exhaust Python's recursion fits in 4 KiB.
+    """
     if not body.strip():
         return 1
+    if body.count(b"{") != 1 or b"[" in body:
+        raise BadBody(_SHAPE)
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
-        raise BadBody('the body must be JSON: {"quantity": n}') from error
-    if not isinstance(data, dict):
-        raise BadBody('the body must be a JSON object: {"quantity": n}')
-    quantity = data.get("quantity", 1)
+        raise BadBody(_SHAPE) from error
+    if not isinstance(data, dict) or len(data) != 1 or "quantity" not in data:
+        raise BadBody(_SHAPE)
+    quantity = data["quantity"]
     if isinstance(quantity, float) and quantity.is_integer():
         quantity = int(quantity)  # JSON has one number type: 3.0 is the integer 3 (as JSON Schema says)
     if isinstance(quantity, bool) or not isinstance(quantity, int):

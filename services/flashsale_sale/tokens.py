@@ -71,7 +71,8 @@ def mint_many(key: bytes, users: Iterable[str], ttl_seconds: int = DEFAULT_TTL_S
 
 def verify(key: bytes, token: str, now: float | None = None) -> str:
     """The user id the token vouches for; raises InvalidToken otherwise."""
-    if not token.startswith(PREFIX) or len(token) > 512:
+    # ASCII only: compare_digest raises on other text, and isdigit()/int() read other scripts' digits
+    if not token.startswith(PREFIX) or len(token) > 512 or not token.isascii():
         raise InvalidToken("malformed token")
     payload, _, signature = token.rpartition(".")
     user, _, expires = payload[len(PREFIX) :].rpartition(".")

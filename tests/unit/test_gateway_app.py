@@ -99,6 +99,8 @@ def test_orders_are_refused_with_404_while_the_sale_is_not_live(app: FrontLayer)
         ("GET", "/api/orders/x", 401, "unauthorized"),
         ("POST", "/api/orders/x/pay", 401, "unauthorized"),
         ("GET", "/api/orders/x/pay", 405, "method_not_allowed"),
+        ("GET", "/healthz/", 404, "not_found"),  # a trailing slash: not a redirect built from the Host
+        ("GET", "/api/status/", 404, "not_found"),
     ],
 )
 def test_every_error_is_json(app: FrontLayer, method: str, path: str, status: int, code: str) -> None:
@@ -129,8 +131,11 @@ def test_the_admin_document_lists_every_public_route_with_its_answers(admin: Any
     buy = document["paths"]["/api/buy/{orderKey}"]["post"]
     assert set(buy["responses"]) == {"202", "401", "404", "409", "410", "413", "422", "429", "503"}
     assert buy["responses"]["429"]["headers"]["Retry-After"]["required"] is True
-    limit = buy["requestBody"]["content"]["application/json"]["schema"]["properties"]["quantity"]
-    assert (limit["minimum"], limit["maximum"]) == (1, 1)
+    body = buy["requestBody"]["content"]["application/json"]["schema"]
+    assert (body["properties"]["quantity"]["minimum"], body["properties"]["quantity"]["maximum"]) == (1, 1)
+    assert body["required"] == ["quantity"]  # exactly {"quantity": n}, or no body at all
+    assert body["additionalProperties"] is False
+    assert buy["requestBody"]["required"] is False
     assert "HTTPValidationError" not in document["components"]["schemas"]
     pay = document["paths"]["/api/orders/{reservationId}/pay"]["post"]
     assert set(pay["responses"]) == {"200", "401", "404", "409", "422", "503"}
@@ -149,3 +154,18 @@ def test_healthz_and_metrics_answer_on_the_admin_port_without_the_middleware(
     assert 'flashsale_gateway_requests_total{outcome="ok",route="status",sale="drop"}' in metrics
     assert 'flashsale_gateway_requests_total{outcome="404",route="other",sale="drop"}' in metrics
     assert 'flashsale_gateway_request_seconds_bucket{le="+Inf",route="status",sale="drop"}' in metrics
+
+
+@pytest.mark.parametrize("path", ["/", "/status.js", "/api/status", "/healthz", "/openapi.json"])
+def test_every_get_route_answers_head_with_the_same_status_and_headers(app: FrontLayer, path: str) -> None:
+    """RFC 9110 asks every server for HEAD wherever it has GET (uptime checks and CDNs use it)."""
+    get, head = call(app, "GET", path), call(app, "HEAD", path)
+    assert head.status_code == get.status_code == 200
+    assert head.headers["content-type"] == get.headers["content-type"]
+    assert head.headers["content-length"] == get.headers["content-length"]
+
+
+def test_head_where_only_post_is_allowed_is_405(app: FrontLayer) -> None:
+    answer = call(app, "HEAD", "/api/orders/x/pay")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
