@@ -118,7 +118,7 @@ class AdminServer:
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": version.removeprefix("HTTP/"),
-            "method": method,
+            "method": "GET" if method == "HEAD" else method,  # HEAD: GET's answer, its body dropped
             "scheme": "http",
             "path": unquote(path),
             "raw_path": path.encode(),

@@ -76,6 +76,8 @@ def test_connection_close_and_http_1_0_end_the_connection() -> None:
             assert b"connection: close" in old
             head = await raw(server, b"HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
             assert head.endswith(b"\r\n\r\n")  # headers only
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")  # the app saw GET: HEAD is GET without the body
+            assert b"content-length: 15" in head
         finally:
             await server.stop()
 
