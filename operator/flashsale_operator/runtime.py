@@ -41,6 +41,9 @@ class SaleState:
     daemon_done: asyncio.Event = field(default_factory=asyncio.Event)
     reached_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the scaling loop starts here
     scaler_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # The teardown's drain (the loops are stopped by then: the finalizer writes the status).
+    drain_written: dict[str, Any] | None = None  # the status it last wrote
+    drain_warned: int = 0  # warning periods already said in the log
 
     def poke(self) -> None:
         self.wake.set()
