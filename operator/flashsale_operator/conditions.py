@@ -42,6 +42,7 @@ class Reason(StrEnum):
     DROP_REFUSED = "DropRefused"  # the escape hatch cannot keep a dedicated queue's messages
     DRAINED = "Drained"  # every accepted reservation is an order
     UNWRITTEN_KEPT = "UnwrittenKept"  # the escape hatch: the rest left in the kept topic
+    UNWRITTEN_LOST = "UnwrittenLost"  # the escape hatch on a dedicated queue: the rest goes with its broker
 
 
 def set_condition(

@@ -57,8 +57,12 @@ class Decision:
     message: str
 
 
-def decide(seen: Seen, annotations: Mapping[str, str]) -> Decision:
-    """What the finalizer does after this look, and the `Draining` condition's reason and message."""
+def decide(seen: Seen, annotations: Mapping[str, str], *, overdue: bool) -> Decision:
+    """What the finalizer does after this look, and the `Draining` condition's reason and message.
+
+    The escape hatch takes effect only once the drain is `overdue` (past its warning threshold): an
+    annotation left on a sale from the start never drops what the consumers were about to write.
+    """
     if seen.left == 0:
         written = f"every accepted reservation is written (topic {seen.topic})"
         return Decision(Verdict.DRAINED, Reason.DRAINED, written)
@@ -68,23 +72,30 @@ def decide(seen: Seen, annotations: Mapping[str, str]) -> Decision:
         return Decision(Verdict.WAIT, Reason.LAG_UNKNOWN, message)
     left = describe_left(seen)
     if _yes(annotations, DROP_ANNOTATION):
-        if not seen.dedicated:
-            kept = (
-                f"{left}; dropped by {DROP_ANNOTATION}, kept in topic {seen.topic}: {ranges(seen.unwritten)}"
-            )
-            return Decision(Verdict.DROP, Reason.UNWRITTEN_KEPT, kept)
-        if _yes(annotations, DROP_DEDICATED_ANNOTATION):
-            lost = (
-                f"{left}; dropped by {DROP_ANNOTATION} and {DROP_DEDICATED_ANNOTATION}: they go with the "
-                f"sale's own broker: {ranges(seen.unwritten)}"
-            )
-            return Decision(Verdict.DROP, Reason.UNWRITTEN_KEPT, lost)
-        refused = (
-            f"{left}; {DROP_ANNOTATION} refused: the topic is on the sale's own broker, deleted with "
-            f'the sale; annotate {DROP_DEDICATED_ANNOTATION}="true" as well to lose them'
-        )
-        return Decision(Verdict.WAIT, Reason.DROP_REFUSED, refused)
+        return _escape(seen, annotations, left, overdue=overdue)
     return Decision(Verdict.WAIT, Reason.ORDERS_UNWRITTEN, left)
+
+
+def _escape(seen: Seen, annotations: Mapping[str, str], left: str, *, overdue: bool) -> Decision:
+    """The escape hatch asked for, with `left` messages not written."""
+    if not overdue:
+        return Decision(
+            Verdict.WAIT, Reason.ORDERS_UNWRITTEN, f"{left}; {DROP_ANNOTATION} applies once overdue"
+        )
+    if not seen.dedicated:
+        kept = f"{left}; dropped by {DROP_ANNOTATION}, kept in topic {seen.topic}: {ranges(seen.unwritten)}"
+        return Decision(Verdict.DROP, Reason.UNWRITTEN_KEPT, kept)
+    if _yes(annotations, DROP_DEDICATED_ANNOTATION):
+        lost = (
+            f"{left}; dropped by {DROP_ANNOTATION} and {DROP_DEDICATED_ANNOTATION}: they go with the "
+            f"sale's own broker: {ranges(seen.unwritten)}"
+        )
+        return Decision(Verdict.DROP, Reason.UNWRITTEN_LOST, lost)
+    refused = (
+        f"{left}; {DROP_ANNOTATION} refused: the topic is on the sale's own broker, deleted with "
+        f'the sale; annotate {DROP_DEDICATED_ANNOTATION}="true" as well to lose them'
+    )
+    return Decision(Verdict.WAIT, Reason.DROP_REFUSED, refused)
 
 
 def describe_left(seen: Seen) -> str:

@@ -117,7 +117,8 @@ class Drain:
         seen = await self._look()
         if seen is None:
             return False
-        decision = decide(seen, self.deleting.annotations)
+        overdue = warnings_due(seen.waited, self.platform.config.drain_warning_seconds) > 0
+        decision = decide(seen, self.deleting.annotations, overdue=overdue)
         await self._report(seen, decision)
         if decision.verdict is Verdict.WAIT:
             raise kopf.TemporaryError(decision.message, delay=DRAIN_POLL_SECONDS)
@@ -163,9 +164,11 @@ class Drain:
             if changed and decision.reason is Reason.DROP_REFUSED:
                 await self._event("DropRefused", decision.message, "Warning")
             await self._warn_if_overdue(seen, decision)
+        elif not changed:  # said once (a retry waiting for the consumers to stop comes back here)
+            return
         elif decision.verdict is Verdict.DROP:
             log.error("sale %s/%s: %s", ref.namespace, ref.name, decision.message)
-            await self._event(str(Reason.UNWRITTEN_KEPT), decision.message, "Warning")
+            await self._event(str(decision.reason), decision.message, "Warning")
         else:
             log.info("sale %s/%s: drained after %.0f s", ref.namespace, ref.name, seen.waited)
             await self._event("Drained", f"{decision.message} after {seen.waited:.0f} s", "Normal")

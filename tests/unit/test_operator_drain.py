@@ -35,13 +35,15 @@ def seen(left: int | None, *, why: str | None = None, dedicated: bool = False, w
 
 
 def test_no_lag_after_the_gateways_are_gone_means_every_accepted_reservation_is_written() -> None:
-    decision = decide(seen(0), {})
+    decision = decide(seen(0), {}, overdue=True)
     assert decision.verdict is Verdict.DRAINED
     assert decision.reason is Reason.DRAINED
 
 
 def test_a_lag_holds_the_finalizer_and_says_how_many_are_left_where_and_why() -> None:
-    decision = decide(seen(7, why="PostgreSQL does not answer the operator: connection refused"), {})
+    decision = decide(
+        seen(7, why="PostgreSQL does not answer the operator: connection refused"), {}, overdue=True
+    )
     assert decision.verdict is Verdict.WAIT
     assert decision.reason is Reason.ORDERS_UNWRITTEN
     assert "7 accepted reservation message(s) not written" in decision.message
@@ -50,11 +52,11 @@ def test_a_lag_holds_the_finalizer_and_says_how_many_are_left_where_and_why() ->
 
 
 def test_however_long_it_takes_the_drain_never_gives_up_by_itself() -> None:
-    assert decide(seen(1, waited=10 * 24 * 3600.0), {}).verdict is Verdict.WAIT
+    assert decide(seen(1, waited=10 * 24 * 3600.0), {}, overdue=True).verdict is Verdict.WAIT
 
 
 def test_an_unreadable_lag_is_never_taken_for_zero() -> None:
-    decision = decide(seen(None, why="KafkaError: timed out"), {})
+    decision = decide(seen(None, why="KafkaError: timed out"), {}, overdue=True)
     assert decision.verdict is Verdict.WAIT
     assert decision.reason is Reason.LAG_UNKNOWN
     assert "lag unknown" in decision.message
@@ -62,11 +64,11 @@ def test_an_unreadable_lag_is_never_taken_for_zero() -> None:
 
 
 def test_an_unreadable_lag_is_not_dropped_either_there_is_no_range_to_record() -> None:
-    assert decide(seen(None), DROP).verdict is Verdict.WAIT
+    assert decide(seen(None), DROP, overdue=True).verdict is Verdict.WAIT
 
 
 def test_the_escape_hatch_drops_the_rest_of_a_shared_topic_and_names_its_offsets() -> None:
-    decision = decide(Seen(TOPIC, 5, {0: (10, 12), 2: (0, 3)}, 9.0), DROP)
+    decision = decide(Seen(TOPIC, 5, {0: (10, 12), 2: (0, 3)}, 9.0), DROP, overdue=True)
     assert decision.verdict is Verdict.DROP
     assert decision.reason is Reason.UNWRITTEN_KEPT
     assert "5 accepted reservation message(s)" in decision.message
@@ -75,25 +77,37 @@ def test_the_escape_hatch_drops_the_rest_of_a_shared_topic_and_names_its_offsets
 
 @pytest.mark.parametrize("value", ["false", "", "yes", "1"])
 def test_only_an_explicit_true_opens_the_escape_hatch(value: str) -> None:
-    assert decide(seen(2), {DROP_ANNOTATION: value}).verdict is Verdict.WAIT
+    assert decide(seen(2), {DROP_ANNOTATION: value}, overdue=True).verdict is Verdict.WAIT
+
+
+def test_the_escape_hatch_waits_for_the_warning_threshold_before_it_drops_anything() -> None:
+    """An annotation set before the deletion never drops what the consumers were about to write."""
+    early = decide(seen(4), DROP, overdue=False)
+    assert early.verdict is Verdict.WAIT
+    assert "applies once overdue" in early.message
+    assert decide(seen(4), DROP, overdue=True).verdict is Verdict.DROP
 
 
 def test_nothing_left_needs_no_escape_hatch() -> None:
-    assert decide(seen(0), DROP).verdict is Verdict.DRAINED
+    assert decide(seen(0), DROP, overdue=True).verdict is Verdict.DRAINED
 
 
 def test_a_dedicated_queue_is_not_dropped_without_its_own_acknowledgement() -> None:
-    refused = decide(seen(3, dedicated=True), DROP)
+    refused = decide(seen(3, dedicated=True), DROP, overdue=True)
     assert refused.verdict is Verdict.WAIT
     assert refused.reason is Reason.DROP_REFUSED
     assert DROP_DEDICATED_ANNOTATION in refused.message
-    both = decide(seen(3, dedicated=True), {**DROP, DROP_DEDICATED_ANNOTATION: "true"})
+    both = decide(seen(3, dedicated=True), {**DROP, DROP_DEDICATED_ANNOTATION: "true"}, overdue=True)
     assert both.verdict is Verdict.DROP
+    assert both.reason is Reason.UNWRITTEN_LOST
     assert "partition 0 offsets 4..7" in both.message
 
 
 def test_the_second_annotation_alone_drops_nothing() -> None:
-    assert decide(seen(3, dedicated=True), {DROP_DEDICATED_ANNOTATION: "true"}).verdict is Verdict.WAIT
+    assert (
+        decide(seen(3, dedicated=True), {DROP_DEDICATED_ANNOTATION: "true"}, overdue=True).verdict
+        is Verdict.WAIT
+    )
 
 
 def test_one_warning_per_threshold_period_the_drain_lasts() -> None:
