@@ -115,11 +115,13 @@ class StatusWatch:
 
     def _run(self) -> None:
         watch = kubernetes.watch.Watch()
+        since: dict[str, str] = {}  # each stream resumes where the last one ended: no event is missed
         while not self._stop.is_set():
             for event in watch.stream(self._custom.list_namespaced_custom_object, GROUP, VERSION,
                                       self._namespace, PLURAL, field_selector=f"metadata.name={NAME}",
-                                      timeout_seconds=5):  # fmt: skip
+                                      timeout_seconds=5, **since):  # fmt: skip
                 self.seen.append(dict(event["object"].get("status") or {}))
+                since = {"resource_version": event["object"]["metadata"]["resourceVersion"]}
                 if self._stop.is_set():
                     break
 
