@@ -172,7 +172,6 @@ def test_a_deleted_sale_holds_until_every_accepted_reservation_is_an_order(
         assert f"lag {BUYERS}" in overdue.message
         alert = [line for line in operator_log(cluster, core).splitlines() if "drain overdue" in line]
         assert any(f"{namespace}/{NAME}" in line and f"lag {BUYERS}" in line for line in alert), alert
-        assert orders_of(platform, uid) == 0  # nothing could be written, nothing was thrown away
 
     # PostgreSQL is back: the consumers write every 202, and only then does the FlashSale go.
     wait_for(lambda: not sales.exists(NAME), timeout=240, what="the FlashSale gone once drained")
