@@ -33,6 +33,7 @@ from flashsale_dev.operator_install import (
     InstalledOperator,
     operator_metrics,
     operator_pods,
+    restart_operator,
     set_operator_env,
 )
 from flashsale_dev.platform import LocalPlatform
@@ -223,6 +224,39 @@ def test_the_escape_hatch_keeps_the_topic_and_records_what_was_not_written(
     finally:
         platform.kafka.delete_topic(topic)  # the platform team's to replay or delete; here, the test's
     assert orders_of(platform, uid) == 0  # dropped: the consumers never wrote them (nor will, unreplayed)
+
+
+def test_an_operator_restarted_mid_drain_goes_on_with_the_same_teardown(
+    live_sale: LiveSale,
+    kube_api: kubernetes.client.ApiClient,
+    cluster: LocalCluster,
+    namespace: str,
+    platform: LocalPlatform,
+) -> None:
+    """The finalizer's state is kopf's (annotations), not the operator's memory: a new operator pod
+    resumes the same drain (same start, so no second Draining Event) and still holds."""
+    sales, uid = live_sale.sales, live_sale.uid
+    core = kubernetes.client.CoreV1Api(kube_api)
+    url = sales.status(NAME)["gateway"]["url"]
+    users = [f"u{i}" for i in range(BUYERS)]
+    with faults.ledger_locked(platform.postgres.url(), uid):  # consumers held back (the record is up)
+        assert buy_one_at_a_time(url, live_sale.user_token_key, users).count(202) == BUYERS
+        sales.delete(NAME)
+        sales.wait_condition(NAME, "Draining", "True", "OrdersUnwritten", timeout=180)
+        restart_operator(cluster)
+        # The new operator's drain is past the threshold: a new teardown would announce itself again.
+        wait_for(
+            lambda: (drain_metric(core, "flashsale_operator_drain_seconds", namespace) or 0) >= 2 * THRESHOLD,
+            timeout=180,
+            what="the new operator draining past the warning threshold",
+        )
+        assert sales.exists(NAME)
+        assert sales.wait_condition(NAME, "Draining", "True", "OrdersUnwritten")["status"] == "True"
+        reasons = sales.event_reasons(NAME)
+        assert reasons.count("Draining") == 1, reasons
+        assert reasons.count("DrainOverdue") == 1, reasons
+    wait_for(lambda: not sales.exists(NAME), timeout=240, what="the FlashSale gone once drained")
+    assert orders_of(platform, uid) == BUYERS
 
 
 def read_range(

@@ -21,6 +21,8 @@ from flashsale_operator.drain import (
     ranges,
     warnings_due,
 )
+from flashsale_operator.render import SaleRef
+from flashsale_operator.runtime import SaleState
 from flashsale_sale.lag import partition_lag, unwritten_range
 
 pytestmark = pytest.mark.unit
@@ -163,3 +165,11 @@ def test_the_unwritten_range_is_exactly_the_lag(
     first, end = unwritten_range(committed, low, high)
     assert (first, end) == expected
     assert end - first == partition_lag(committed, low, high)
+
+
+def test_a_sale_first_seen_while_being_deleted_has_no_loop_to_wait_for() -> None:
+    """kopf starts no daemon for an object being deleted: an operator restarted mid-teardown must not
+    wait for the sale's loops to stop (they never started), or its finalizer would hold forever."""
+    sale = SaleState(SaleRef(name="drop", namespace="shop", uid="u-1"))
+    assert sale.daemon_done.is_set()
+    assert sale.scaler_done.is_set()
