@@ -13,6 +13,7 @@ class ConditionType(StrEnum):
     GATE_READY = "GateReady"  # the Redis stock gate is built
     GATEWAY_READY = "GatewayReady"  # every gateway replica Ready and the Service has an address
     ACCEPTING_ORDERS = "AcceptingOrders"  # the start flag is on
+    DRAINING = "Draining"  # deleted: the teardown waits for every accepted reservation to be written
 
 
 class Reason(StrEnum):
@@ -36,6 +37,12 @@ class Reason(StrEnum):
     PAUSED = "Paused"
     ENDED = "Ended"
     REDIS_UNAVAILABLE = "RedisUnavailable"
+    ORDERS_UNWRITTEN = "OrdersUnwritten"  # the consumer group lags on the sale's topic
+    LAG_UNKNOWN = "LagUnknown"  # Kafka does not say how far the consumers are
+    DROP_REFUSED = "DropRefused"  # the escape hatch cannot keep a dedicated queue's messages
+    DRAINED = "Drained"  # every accepted reservation is an order
+    UNWRITTEN_KEPT = "UnwrittenKept"  # the escape hatch: the rest left in the kept topic
+    UNWRITTEN_LOST = "UnwrittenLost"  # the escape hatch on a dedicated queue: the rest goes with its broker
 
 
 def set_condition(

@@ -56,6 +56,9 @@ class OperatorConfig(BaseSettings):
         default_factory=lambda: [dict(peer) for peer in DEFAULT_METRICS_SCRAPERS]
     )
     status_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # A teardown still draining after this long is said loudly (a Warning Event, a WARNING log line
+    # per period); it keeps waiting all the same (docs/operator.md, Teardown).
+    drain_warning_seconds: Annotated[float, Field(gt=0)] = 120.0
 
     @field_validator("default_node_selector", "default_tolerations", mode="before")
     @classmethod

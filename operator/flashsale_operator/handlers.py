@@ -4,7 +4,7 @@
 - create / resume / update: judge the spec (acceptance), apply the children, poke the sale's loop;
 - a daemon per sale: the loop (lifecycle) that prewarms, flips, ends and reports;
 - a second daemon per sale: the consumers' scaling loop (scaling), from Ready until deletion;
-- delete (the finalizer): the teardown.
+- delete (the finalizer): the teardown, held until every accepted reservation is written.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from flashsale_operator.scaling import ConsumerScaler
 from flashsale_operator.spec import RESOURCE
 from flashsale_operator.status import parse_time
 from flashsale_operator.stores import Stores
-from flashsale_operator.teardown import tear_down
+from flashsale_operator.teardown import Deleting, tear_down
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,20 @@ async def scale_consumers(
 async def delete(body: kopf.Body, memo: kopf.Memo, started: datetime, retry: int, **_: Any) -> None:
     platform, sale = platform_of(memo), sale_state(memo, body)
     if retry == 0:
-        kopf.info(body, reason="TearingDown", message="closing the sale, then removing its keys and topic")
+        kopf.info(
+            body,
+            reason="TearingDown",
+            message="closing the sale; every accepted reservation is written before its keys and topic go",
+        )
     if not (sale.daemon_done.is_set() and sale.scaler_done.is_set()):
         raise kopf.TemporaryError("waiting for the sale's loops to stop", delay=1)
-    mode = str((body.get("spec") or {}).get("queue", {}).get("mode", "shared"))
-    await tear_down(platform, sale.ref, started=started, mode=mode)
+    meta, status = body["metadata"], body.get("status") or {}
+    deleting = Deleting(
+        started=started,
+        mode=str((body.get("spec") or {}).get("queue", {}).get("mode", "shared")),
+        annotations=dict(meta.get("annotations") or {}),
+        conditions=list(status.get("conditions") or []),
+        generation=meta.get("generation"),
+    )
+    await tear_down(platform, sale, deleting)
     metrics.sale_phase(f"{sale.ref.namespace}/{sale.ref.name}", None)

@@ -172,6 +172,15 @@ class Kube:
             if error.status != 404:
                 raise
 
+    def statefulset_exists(self, name: str, namespace: str) -> bool:
+        try:
+            self.apps.read_namespaced_stateful_set(name, namespace, _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
     def pod_count(self, namespace: str, selector: str) -> int:
         pods = self.core.list_namespaced_pod(
             namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT

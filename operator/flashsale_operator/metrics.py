@@ -29,6 +29,15 @@ CONSUMER_DESIRED = Gauge(
     ["namespace", "sale"],
 )  # fmt: skip
 SCALES = Counter("flashsale_operator_scale_changes_total", "Consumer replica changes, by reason", ["reason"])
+DRAIN_UNWRITTEN = Gauge(
+    "flashsale_operator_drain_unwritten",
+    "Messages of a deleted sale not written to the record yet (-1: unknown); the teardown waits for 0",
+    ["namespace", "sale"],
+)
+DRAIN_SECONDS = Gauge(
+    "flashsale_operator_drain_seconds", "How long a deleted sale's teardown has been draining",
+    ["namespace", "sale"],
+)  # fmt: skip
 SALES = Gauge("flashsale_operator_sales", "FlashSales this operator runs, by phase", ["phase"])
 
 _phases: dict[str, Phase] = {}

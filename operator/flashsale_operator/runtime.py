@@ -38,12 +38,22 @@ class SaleState:
     waiting: str | None = "the children are not applied yet"
     kill_points: frozenset[str] = frozenset()  # test-only (killpoints.py)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a change the daemon must see now
-    daemon_done: asyncio.Event = field(default_factory=asyncio.Event)
+    # Set while no loop runs: kopf never starts daemons for an object being deleted, so an operator
+    # restarted mid-teardown has no loop to wait for (unset, its finalizer would wait forever).
+    daemon_done: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
     reached_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the scaling loop starts here
-    scaler_done: asyncio.Event = field(default_factory=asyncio.Event)
+    scaler_done: asyncio.Event = field(default_factory=lambda: _set(asyncio.Event()))
+    # The teardown's drain (the loops are stopped by then: the finalizer writes the status).
+    drain_written: dict[str, Any] | None = None  # the status it last wrote
+    drain_warned: int = 0  # warning periods already said in the log
 
     def poke(self) -> None:
         self.wake.set()
+
+
+def _set(event: asyncio.Event) -> asyncio.Event:
+    event.set()
+    return event
 
 
 def sale_state(memo: Any, body: Any) -> SaleState:

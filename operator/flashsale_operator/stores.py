@@ -101,6 +101,19 @@ class Stores:
         with self.database() as conn:
             retire_sale(self.redis, conn, sale_id)
 
+    def drop_keys(self, sale_id: str) -> None:
+        """The sale's Redis keys only (the escape hatch's teardown when the record cannot be reached)."""
+        gate.drop(self.redis, SaleKeys(sale_id))
+
+    def database_problem(self) -> str | None:
+        """None when the record answers a query, else why not (said while a drain waits)."""
+        try:
+            with self.database() as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as error:
+            return f"PostgreSQL does not answer the operator: {str(error).strip().splitlines()[0]}"
+        return None
+
     # -- the record ------------------------------------------------------------------------------
 
     def orders_by_state(self, sale_id: str) -> dict[str, int]:

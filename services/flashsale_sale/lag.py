@@ -13,7 +13,7 @@ does around a broker restart) and the whole process dies with SIGSEGV (librdkafk
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -36,10 +36,18 @@ def partition_lag(committed: int, low: int, high: int) -> int:
     return max(high - start, 0)
 
 
+def unwritten_range(committed: int, low: int, high: int) -> tuple[int, int]:
+    """The offsets of one partition not yet written, [first, end): `partition_lag` is end - first."""
+    start = max(committed, low) if committed >= 0 else low
+    return start, max(high, start)
+
+
 @dataclass(frozen=True)
 class TopicLag:
     by_partition: dict[int, int]
     messages_ever: int  # the sum of the high watermarks: 0 when nothing was ever produced
+    # partition -> [first, end) offsets not written yet (the teardown's escape hatch records them)
+    unwritten: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -78,7 +86,8 @@ class GroupLag:
         except (KafkaException, TimeoutError, RuntimeError) as error:
             raise LagUnknown(str(error)) from error
         lag = {p: partition_lag(committed.get(p, -1), low[p], high[p]) for p in partitions}
-        return TopicLag(lag, sum(high.values()))
+        ranges = {p: unwritten_range(committed.get(p, -1), low[p], high[p]) for p in partitions}
+        return TopicLag(lag, sum(high.values()), {p: r for p, r in ranges.items() if r[1] > r[0]})
 
     def _partitions(self, timeout: float) -> list[int]:
         metadata = self._admin.list_topics(self.topic, timeout=timeout).topics.get(self.topic)
