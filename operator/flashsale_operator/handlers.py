@@ -20,7 +20,7 @@ import kopf
 import prometheus_client
 
 from flashsale_operator import config as operator_config
-from flashsale_operator import killpoints, metrics
+from flashsale_operator import metrics
 from flashsale_operator.acceptance import judge
 from flashsale_operator.children import BrokerStarting, apply_children
 from flashsale_operator.kube import Kube, api_client
@@ -73,7 +73,6 @@ def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(*RESOURCE)
 async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
     platform, sale = platform_of(memo), sale_state(memo, body)
-    sale.kill_points = killpoints.armed(body["metadata"].get("annotations") or {})
     stock = status.get("stock") or {}
     # A new sale is judged as of its creation (an operator down across its start must not fail it);
     # a failed one being fixed, as of now.

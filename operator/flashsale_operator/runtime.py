@@ -36,7 +36,6 @@ class SaleState:
     apply_error: str | None = None
     # What the children wait for before the gate may be built: their first apply, a dedicated broker.
     waiting: str | None = "the children are not applied yet"
-    kill_points: frozenset[str] = frozenset()  # test-only (killpoints.py)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a change the daemon must see now
     daemon_done: asyncio.Event = field(default_factory=asyncio.Event)
     reached_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the scaling loop starts here
