@@ -23,6 +23,7 @@ from flashsale_operator import config as operator_config
 from flashsale_operator import metrics
 from flashsale_operator.acceptance import judge
 from flashsale_operator.children import BrokerStarting, apply_children
+from flashsale_operator.isolation import allow_list
 from flashsale_operator.kube import Kube, api_client
 from flashsale_operator.lifecycle import SaleLoop
 from flashsale_operator.runtime import Platform, platform_of, sale_state
@@ -84,6 +85,7 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo:
         previous=sale.accepted,
         prewarmed=parse_time(status.get("prewarmedAt")) is not None,
         recorded_stock=stock.get("total"),
+        allowed=allow_list(platform.config),
     )
     if verdict.problems and verdict.problems != sale.problems:
         for problem in verdict.problems:

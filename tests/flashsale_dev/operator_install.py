@@ -25,6 +25,7 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.paths import REPO_ROOT
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
+from flashsale_operator.config import DEFAULT_NODE_SELECTOR, DEFAULT_PRIORITY_CLASS, DEFAULT_TOLERATIONS
 
 MANIFESTS = REPO_ROOT / "manifests"
 NAMESPACE = "flashsale-system"
@@ -34,6 +35,15 @@ DEPLOYMENT = "flashsale-operator"
 CRD = "flashsales.flashsale.dev"
 OPERATOR_LABEL = "app.kubernetes.io/name=flashsale-operator"
 TEST_BUILD_IMAGE = "flashsale/operator-test"
+
+
+# What tenants' sales may ask for in spec.isolation: exactly the platform's default isolation (the
+# operator's own default too, spelled out here as a platform team would).
+ISOLATION_ALLOW_LIST = {
+    "FLASHSALE_OPERATOR_ALLOWED_NODE_SELECTORS": json.dumps([DEFAULT_NODE_SELECTOR]),
+    "FLASHSALE_OPERATOR_ALLOWED_TOLERATIONS": json.dumps(DEFAULT_TOLERATIONS),
+    "FLASHSALE_OPERATOR_ALLOWED_PRIORITY_CLASS_NAMES": json.dumps([DEFAULT_PRIORITY_CLASS]),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ def platform_config(platform: LocalPlatform, user_token_key: str) -> list[dict[s
         "data": {
             "FLASHSALE_OPERATOR_REDIS_URL": platform.redis.url(),
             "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap_servers,
+            **ISOLATION_ALLOW_LIST,
         },
     }
     secret = {
