@@ -22,7 +22,8 @@ import prometheus_client
 from flashsale_operator import config as operator_config
 from flashsale_operator import metrics
 from flashsale_operator.acceptance import judge
-from flashsale_operator.children import BrokerStarting, apply_children
+from flashsale_operator.children import BrokerStarting, ChildConflict, apply_children
+from flashsale_operator.conditions import Reason
 from flashsale_operator.isolation import allow_list
 from flashsale_operator.kube import Kube, api_client
 from flashsale_operator.lifecycle import SaleLoop
@@ -102,17 +103,24 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo:
     sale.poke()  # a pause or a new schedule takes effect before the children roll
     try:
         await apply_children(platform, sale.ref, verdict.spec)
+    except ChildConflict as conflict:  # a name taken by an object not ours: untouched, said, retried
+        metrics.RECONCILES.labels("conflict").inc()
+        if sale.conflict != str(conflict):
+            kopf.warn(body, reason=Reason.CONFLICT, message=f"children not applied: {conflict}")
+        sale.apply_error, sale.waiting, sale.conflict = None, str(conflict), str(conflict)
+        sale.poke()
+        raise
     except BrokerStarting as waiting:  # a wait, said as such (kopf retries it without a stack trace)
         metrics.RECONCILES.labels("waiting").inc()
-        sale.apply_error, sale.waiting = None, str(waiting)
+        sale.apply_error, sale.waiting, sale.conflict = None, str(waiting), None
         sale.poke()
         raise
     except Exception as error:
         metrics.RECONCILES.labels("error").inc()
-        sale.apply_error, sale.waiting = f"{type(error).__name__}: {error}", None
+        sale.apply_error, sale.waiting, sale.conflict = f"{type(error).__name__}: {error}", None, None
         sale.poke()
         raise kopf.TemporaryError(f"children not applied: {sale.apply_error}", delay=5) from error
-    sale.apply_error, sale.waiting = None, None
+    sale.apply_error, sale.waiting, sale.conflict = None, None, None
     metrics.RECONCILES.labels("applied").inc()
     sale.poke()
 

@@ -248,6 +248,9 @@ class SaleLoop:
         except Exception as error:
             metrics.ERRORS.labels("database").inc()
             log.debug("sale %s: record not read: %s", ref.name, error)
+        if self.sale.conflict:  # the names are taken by objects not the sale's: nothing of ours to read
+            self.observed = observed
+            return
         try:
             url = await asyncio.to_thread(kube.service_url, f"{ref.name}-gateway", ref.namespace)
             ready = await asyncio.to_thread(kube.ready_replicas, f"{ref.name}-gateway", ref.namespace)
@@ -273,7 +276,9 @@ class SaleLoop:
             self._condition(ConditionType.SPEC_VALID, False, first.reason, message)
         else:
             self._condition(ConditionType.SPEC_VALID, True, Reason.VALID, "the spec is valid")
-        if sale.apply_error:
+        if sale.conflict:
+            self._condition(ConditionType.CHILDREN_READY, False, Reason.CONFLICT, sale.conflict)
+        elif sale.apply_error:
             self._condition(ConditionType.CHILDREN_READY, False, Reason.APPLY_FAILED, sale.apply_error)
         elif sale.waiting and sale.accepted is not None:
             self._condition(ConditionType.CHILDREN_READY, False, Reason.WAITING, sale.waiting)

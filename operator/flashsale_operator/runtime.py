@@ -36,6 +36,7 @@ class SaleState:
     apply_error: str | None = None
     # What the children wait for before the gate may be built: their first apply, a dedicated broker.
     waiting: str | None = "the children are not applied yet"
+    conflict: str | None = None  # the children whose names objects not the sale's hold (ownership.py)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a change the daemon must see now
     daemon_done: asyncio.Event = field(default_factory=asyncio.Event)
     reached_ready: asyncio.Event = field(default_factory=asyncio.Event)  # the scaling loop starts here

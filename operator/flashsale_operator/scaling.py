@@ -107,7 +107,11 @@ class ConsumerScaler:
         self.history = remember(self.history, seen, policy.window_seconds)
         decision = decide(current, lag.total, self.history, policy, watched_seconds=now - self.started)
         if decision.changes(current):
-            await asyncio.to_thread(kube.scale, self.deployment, ref.namespace, decision.replicas)
+            scaled = await asyncio.to_thread(
+                kube.scale, self.deployment, ref.namespace, decision.replicas, owner_uid=ref.uid
+            )
+            if not scaled:  # not the sale's Deployment (ownership.py): never touched
+                return
             checkpoint("scaled", self.body)  # a no-op in the product (checkpoints.py)
             self._announce(current, decision)
         metrics.CONSUMER_LAG.labels(ref.namespace, ref.name).set(lag.total)
