@@ -84,6 +84,7 @@ def _open_sale(platform: LocalPlatform, *, tuned: bool) -> Any:
         "FLASHSALE_USER_TOKEN_KEY": secrets.token_urlsafe(32),
         "FLASHSALE_ORDER_PATH_KEY": secrets.token_urlsafe(32),
         "FLASHSALE_ADMISSION_RATE": str(NO_SHEDDING), "FLASHSALE_ADMISSION_BURST": str(NO_SHEDDING),
+        "FLASHSALE_ADMIN_PORT": str(platform.reserve_port()),  # the lifespan binds it
     })  # fmt: skip
     platform.kafka.create_topic(topic_name(sale_id), partitions=TOPIC_PARTITIONS)
     with platform.redis.client() as client:

@@ -68,6 +68,7 @@ class BenchSale:
         self.stock = stock
         self.user_key = secrets.token_urlsafe(32).encode()
         self.port = platform.reserve_port()
+        self.admin_port = platform.reserve_port()  # /metrics: never on the public port
         env = {
             **os.environ,
             **sale_environment(platform, self.sale_id, stock),
@@ -81,10 +82,11 @@ class BenchSale:
             "FLASHSALE_ADMISSION_BURST": str(NO_SHEDDING),
             "FLASHSALE_BIND_HOST": "127.0.0.1",
             "FLASHSALE_PORT": str(self.port),
+            "FLASHSALE_ADMIN_PORT": str(self.admin_port),
         }
         argv = [str(VENV_BIN / "flashsale"), "gateway"]
         process = ManagedProcess("gateway", argv, log_dir / "gateway.log", env=env)
-        self.server = Server(name="gateway", port=self.port, process=process, probe_path="/healthz")
+        self.server = Server(name="gateway", port=self.port, process=process, probe_path="/api/status")
         self.server.probe_method = "GET"
         self.order_path = ""
 
@@ -141,7 +143,7 @@ class BenchSale:
     def outcomes(self) -> dict[str, int]:
         """The gateway's own count of answers by outcome so far (its /metrics), for cross-checking."""
         try:
-            text = httpx.get(self.server.base_url + "/metrics", timeout=5.0).text
+            text = httpx.get(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5.0).text
         except httpx.HTTPError:
             return {}  # a cross-check only: the figures stand on wrk's counts
         counts: dict[str, int] = {}

@@ -27,6 +27,10 @@ DEFAULT_TOLERATIONS: Final = [
     {"key": "dedicated", "operator": "Equal", "value": "flashsale", "effect": "NoSchedule"}
 ]
 DEFAULT_PRIORITY_CLASS: Final = "flashsale-sale"
+# Who may scrape the sale pods' admin/metrics port (NetworkPolicy peers): the cluster's Prometheus.
+DEFAULT_METRICS_SCRAPERS: Final = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+]
 
 
 class OperatorConfig(BaseSettings):
@@ -52,6 +56,10 @@ class OperatorConfig(BaseSettings):
     kafka_replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
 
     metrics_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
+    # NetworkPolicy peers (JSON) allowed into the sale pods' admin/metrics port (render_network).
+    metrics_scrapers: Annotated[list[dict[str, Any]], Field(min_length=1)] = Field(
+        default_factory=lambda: [dict(peer) for peer in DEFAULT_METRICS_SCRAPERS]
+    )
     status_interval_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
 
     @field_validator(

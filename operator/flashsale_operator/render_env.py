@@ -21,7 +21,10 @@ from flashsale_operator.spec import FlashSaleSpec
 from flashsale_sale.contract import consumer_group, topic_name
 
 SECRETS_DIR: Final = "/var/run/secrets/flashsale"
-GATEWAY_PORT: Final = 8080
+GATEWAY_PORT: Final = 8080  # the public port: the buy path, the page, the status, orders, payment
+# The gateway's admin port (health, readiness, metrics, OpenAPI) and the consumer's metrics port: the
+# kubelet's probes and Prometheus use it; no Service exposes it.
+ADMIN_PORT: Final = 9090
 METRICS_PORT: Final = 9090
 CONFIG_HASH_ANNOTATION: Final = "flashsale.dev/config-hash"
 
@@ -76,6 +79,7 @@ def gateway_settings(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) 
     settings["FLASHSALE_USER_RATE_REQUESTS"] = str(gateway.user_rate_limit.requests)
     settings["FLASHSALE_USER_RATE_SECONDS"] = str(gateway.user_rate_limit.per_seconds)
     settings["FLASHSALE_PORT"] = str(GATEWAY_PORT)
+    settings["FLASHSALE_ADMIN_PORT"] = str(ADMIN_PORT)
     return settings
 
 

@@ -2,10 +2,17 @@
 
 - `<sale>-default-deny` selects every pod of the sale (instance + part-of labels): no ingress, no
   egress, also for a sale pod no allow-policy names.
-- `<sale>-allow-gateway`: ingress on its HTTP port from anywhere (the crowd comes through the
-  LoadBalancer, whose source addresses are the nodes' or the internet's); egress to DNS, Redis and Kafka.
-- `<sale>-allow-consumer`: ingress only on the metrics port (Prometheus scrapes it; its address is the
-  platform's, not known here); egress to DNS, Redis, Kafka and PostgreSQL.
+- `<sale>-allow-gateway`: ingress on its public port from anywhere (the crowd comes through the
+  LoadBalancer, whose source addresses are the nodes' or the internet's), and on its admin port
+  (health, readiness, metrics, OpenAPI) from the platform's scrapers only (`metrics_scrapers` in the
+  operator's config: the monitoring namespace by default); egress to DNS, Redis, Kafka and PostgreSQL
+  (the order view reads orders, the payment updates them).
+- `<sale>-allow-consumer`: ingress only on its metrics port, from the scrapers; egress to DNS, Redis,
+  Kafka and PostgreSQL.
+
+The kubelet's probes need no rule: they come from the pod's own node, and traffic between a pod and
+its node is always allowed whatever the policies say (the NetworkPolicy spec; every conforming
+plugin). Nothing else reaches the admin port: a shop pod, or another sale's, gets no answer there.
 
 - `<sale>-allow-kafka`, only with a dedicated queue (render_kafka): the broker takes 9092 from the
   sale's gateways and consumers and from the operator's namespace (the operator creates the topic and
@@ -19,9 +26,13 @@ lives in kube-system on every common distribution (a node-local DNS cache on a l
 would need its own ipBlock).
 
 Middleware: the host and port come from the platform's URLs. An IP address gives an ipBlock of that
-one address; a DNS name cannot be selected by a NetworkPolicy (it sees addresses, and a name may
-resolve to many or change), so it gives the port alone, to any address. Kafka clients reach every
-broker the metadata names, not only the bootstrap servers: list them all in the bootstrap setting.
+one address. A Service's name in the cluster (`<svc>.<namespace>.svc[.cluster.local]`, or a pod of a
+headless Service, `<pod>.<svc>.<namespace>.svc...`) gives the pods of that namespace on that port: the
+plugins judge a connection to a ClusterIP on the pod it is forwarded to. (An ExternalName Service or
+one without a selector leads outside that namespace: give the address instead.) Any other DNS name
+cannot be selected by a NetworkPolicy (it sees addresses, and a name may resolve to many or change),
+so it gives the port alone, to any address. Kafka clients reach every broker the metadata names, not
+only the bootstrap servers: list them all in the bootstrap setting.
 """
 
 from __future__ import annotations
@@ -35,10 +46,11 @@ from urllib.parse import urlsplit
 
 from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
-from flashsale_operator.render_env import GATEWAY_PORT, METRICS_PORT
+from flashsale_operator.render_env import ADMIN_PORT, GATEWAY_PORT, METRICS_PORT
 from flashsale_operator.render_meta import SaleRef, child_name, metadata, sale_pods, selector
 from flashsale_operator.spec import QueueMode
 
+NAMESPACE_NAME: Final = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 REDIS_PORT: Final = 6379
 KAFKA_PORT: Final = 9092
 POSTGRES_PORT: Final = 5432
@@ -84,12 +96,29 @@ def postgres_endpoints(url: str) -> list[Endpoint]:
     return _endpoints(hosts.split(","), POSTGRES_PORT, "database URL")
 
 
+def service_namespace(host: str) -> str | None:
+    """The namespace of a cluster Service's DNS name (`svc.ns.svc`, `pod.svc.ns.svc.cluster.local`).
+
+    Only the `.svc` and `.svc.cluster.local` endings: under another cluster domain a name is taken as
+    any DNS name (the port alone), never guessed.
+    """
+    labels = host.rstrip(".").lower().split(".")
+    for suffix in (["svc"], ["svc", "cluster", "local"]):
+        service_labels = len(labels) - len(suffix)
+        if service_labels >= 2 and labels[service_labels:] == suffix:
+            return labels[service_labels - 1]
+    return None
+
+
 def egress_rule(endpoint: Endpoint) -> dict[str, Any]:
     rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": endpoint.port}]}
     try:
         address = ipaddress.ip_address(endpoint.host)
     except ValueError:
-        return rule  # a DNS name: the port alone (see the module's docstring)
+        namespace = service_namespace(endpoint.host)
+        if namespace is None:
+            return rule  # a DNS name outside the cluster: the port alone (see the module's docstring)
+        return {"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME: namespace}}}], **rule}
     return {"to": [{"ipBlock": {"cidr": f"{address}/{address.max_prefixlen}"}}], **rule}
 
 
@@ -138,8 +167,12 @@ def _policy(
     }
 
 
-def _ingress_on(port: int) -> list[dict[str, Any]]:
-    return [{"ports": [{"protocol": "TCP", "port": port}]}]  # no `from`: any source, this port only
+def _from_anywhere(port: int) -> dict[str, Any]:
+    return {"ports": _tcp(port)}  # no `from`: any source, this port only
+
+
+def _scrapes(config: OperatorConfig, port: int) -> dict[str, Any]:
+    return {"from": copy.deepcopy(config.metrics_scrapers), "ports": _tcp(port)}
 
 
 def network_policies(
@@ -156,14 +189,14 @@ def network_policies(
             ref,
             "allow-gateway",
             selector(ref, "gateway"),
-            _ingress_on(GATEWAY_PORT),
-            _egress(redis + kafka, broker),
+            [_from_anywhere(GATEWAY_PORT), _scrapes(config, ADMIN_PORT)],
+            _egress(redis + kafka + postgres, broker),
         ),
         _policy(
             ref,
             "allow-consumer",
             selector(ref, "consumer"),
-            _ingress_on(METRICS_PORT),
+            [_scrapes(config, METRICS_PORT)],
             _egress(redis + kafka + postgres, broker),
         ),
     ]

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_env import (
+    ADMIN_PORT,
     CONFIG_HASH_ANNOTATION,
     GATEWAY_PORT,
     METRICS_PORT,
@@ -68,20 +69,21 @@ def _http_probe(
 
 
 # Readiness reacts within seconds (a gateway whose Redis or Kafka is gone leaves the Service); liveness
-# is patient (a minute of silence): restarting a gateway busy with a crowd would only add load.
-GATEWAY_READINESS: Final = _http_probe("/readyz", "http", period=2, timeout=2, failures=3)
-GATEWAY_LIVENESS: Final = _http_probe("/healthz", "http", period=10, timeout=5, failures=6, delay=10)
+# is patient (a minute of silence): restarting a gateway busy with a crowd would only add load. Both
+# on the admin port: the public port answers 404 for them.
+GATEWAY_READINESS: Final = _http_probe("/readyz", "admin", period=2, timeout=2, failures=3)
+GATEWAY_LIVENESS: Final = _http_probe("/healthz", "admin", period=10, timeout=5, failures=6, delay=10)
 # The consumer's /healthz fails once its loop is stuck (flashsale_consumer.metrics): readiness shows it,
 # liveness restarts it.
 CONSUMER_READINESS: Final = _http_probe("/healthz", "metrics", period=5, timeout=2, failures=3)
 CONSUMER_LIVENESS: Final = _http_probe("/healthz", "metrics", period=10, timeout=5, failures=6, delay=15)
 
 
-def _container(name: str, image: str, env: list[dict[str, Any]], port: tuple[str, int]) -> dict[str, Any]:
+def _container(name: str, image: str, env: list[dict[str, Any]], *ports: tuple[str, int]) -> dict[str, Any]:
     return {
         "name": name,
         "image": image,
-        "ports": [{"name": port[0], "containerPort": port[1], "protocol": "TCP"}],
+        "ports": [{"name": port, "containerPort": number, "protocol": "TCP"} for port, number in ports],
         "env": env,
         "volumeMounts": [{"name": _SALE_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True}],
         # runAsNonRoot is not possible on the local node agent (processes run as its user).
@@ -155,7 +157,9 @@ def _deployment(
 
 def gateway_deployment(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) -> dict[str, Any]:
     env = container_env(gateway_settings(ref, spec, config))
-    container = _container("gateway", config.gateway_image, env, ("http", GATEWAY_PORT))
+    container = _container(
+        "gateway", config.gateway_image, env, ("http", GATEWAY_PORT), ("admin", ADMIN_PORT)
+    )
     container["resources"] = copy.deepcopy(spec.gateway.resources or DEFAULT_GATEWAY_RESOURCES)
     container["readinessProbe"] = copy.deepcopy(GATEWAY_READINESS)
     container["livenessProbe"] = copy.deepcopy(GATEWAY_LIVENESS)
@@ -163,7 +167,7 @@ def gateway_deployment(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig
         ref,
         "gateway",
         container,
-        annotations=_annotations(env, config, GATEWAY_PORT),  # /metrics is on the gateway's own port
+        annotations=_annotations(env, config, ADMIN_PORT),  # /metrics is on the admin port
         isolation=placement(spec.isolation, config),
         grace=GATEWAY_TERMINATION_GRACE,
     )
@@ -196,6 +200,7 @@ def consumer_deployment(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfi
 
 
 def gateway_service(ref: SaleRef, spec: FlashSaleSpec) -> dict[str, Any]:
+    """The public port only: the admin port (probes, metrics, OpenAPI) is reached at the pods' addresses."""
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -1,4 +1,4 @@
-"""The FastAPI side: orders, health, metrics, and the OpenAPI document of EVERY route.
+"""The FastAPI side of the public port: orders, and the OpenAPI document of EVERY public route.
 
 The hot routes are declared here too, calling the same HotRoutes methods as the front layer, so the
 document describes the real contract (and schemathesis tests it). Every error is JSON
@@ -16,7 +16,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 
 from flashsale_gateway import answers, payment, schemas
@@ -75,7 +74,7 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         summary=f"The data path of the sale {runtime.settings.sale_name!r}",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,  # served below, so that the document lists itself too
+        openapi_url=None,  # served on the admin port (flashsale_gateway.admin), not here
     )
     _install_error_handlers(app)
     limit = runtime.settings.per_user_limit
@@ -195,39 +194,6 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
         except LookupUnavailable:
             return _to_response(answers.UNAVAILABLE)
         return _to_response(payment.answer(outcome, reservationId))
-
-    @app.get("/healthz", response_model=schemas.Health, summary="The process is up")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        response_model=schemas.Readiness,
-        summary="Redis and Kafka answer and the sale's flag has been read",
-        responses={503: {"model": schemas.Unready, "description": "not ready"}},
-    )
-    async def readyz() -> Response:
-        checks = await runtime.readiness()
-        if all(checks.values()):
-            return _to_response(answers.json_answer(200, {"status": "ready", "checks": checks}, "ok"))
-        failing = ", ".join(name for name, ok in checks.items() if not ok)
-        payload = {"error": "not_ready", "message": f"not ready: {failing}", "checks": checks}
-        return _to_response(answers.json_answer(503, payload, "not_ready"))
-
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        summary="Prometheus metrics, all labelled by sale",
-        responses={
-            200: {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
-        },
-    )
-    async def metrics() -> Response:
-        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    @app.get("/openapi.json", response_model=dict[str, Any], summary="This document")
-    async def openapi() -> dict[str, Any]:
-        return app.openapi()
 
     app.openapi = lambda: _document(app)  # type: ignore[method-assign]
     return app

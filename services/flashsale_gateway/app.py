@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from flashsale_gateway.admin import admin_server
 from flashsale_gateway.api import build_api
 from flashsale_gateway.front import FrontLayer
 from flashsale_gateway.hot import HotRoutes
@@ -13,12 +14,13 @@ from flashsale_sale.settings import GatewaySettings
 
 
 def build_app(settings: GatewaySettings) -> FrontLayer:
-    """Builds everything (no connection is opened before the lifespan starts it)."""
+    """Builds everything (no connection is opened, no port bound, before the lifespan starts it)."""
     _log_to_stderr()
     metrics = GatewayMetrics(settings.sale_name)
     runtime = Runtime(settings, metrics)
     hot = HotRoutes(settings, runtime.board, runtime.buy, runtime.order_path)
-    return FrontLayer(runtime, hot, build_api(runtime, hot), metrics)
+    api = build_api(runtime, hot)
+    return FrontLayer(runtime, hot, api, metrics, admin_server(runtime, api))
 
 
 def _log_to_stderr() -> None:

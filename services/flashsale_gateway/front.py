@@ -2,8 +2,9 @@
 
 `POST /api/buy/*`, `GET /status.js`, `GET /api/status` and `GET /` cost a few comparisons to route
 here; the framework's routing alone would cost more than the whole sold-out answer. Everything else
-(orders, health, metrics, the OpenAPI document, every error of an unknown route) is FastAPI's. The
-front layer also runs the lifespan: the runtime's connections start and stop with the server.
+(orders, payment, every error of an unknown route) is FastAPI's. The front layer also runs the
+lifespan: the runtime's connections and the admin port (health, readiness, metrics, the OpenAPI
+document: flashsale_gateway.admin) start and stop with the server.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 from time import perf_counter
 
 from flashsale_gateway import answers
+from flashsale_gateway.admin_server import AdminServer
 from flashsale_gateway.answers import Answer
 from flashsale_gateway.asgi import ASGIApp, BodyTooLarge, Message, Receive, Scope, Send, header, read_body
 from flashsale_gateway.hot import HotRoutes
@@ -25,13 +27,26 @@ BUY_PREFIX = "/api/buy/"
 
 
 class FrontLayer:
-    def __init__(self, runtime: Runtime, hot: HotRoutes, api: ASGIApp, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        hot: HotRoutes,
+        api: ASGIApp,
+        metrics: GatewayMetrics,
+        admin: AdminServer | None = None,
+    ) -> None:
         self._runtime = runtime
+        self._admin = admin
         self._hot = hot
         self._api = api
         self._metrics = metrics
         self._answered = metrics.answered
         self._attempt = hot.buy_path.attempt  # bound once: the buy path's every request
+
+    @property
+    def admin(self) -> AdminServer | None:
+        """The admin port's server (started by the lifespan)."""
+        return self._admin
 
     @property
     def runtime(self) -> Runtime:
@@ -105,6 +120,8 @@ class FrontLayer:
             if message["type"] == "lifespan.startup":
                 try:
                     await self._runtime.start()
+                    if self._admin is not None:
+                        await self._admin.start()
                 except Exception as error:
                     log.exception("gateway start failed")
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
@@ -112,22 +129,20 @@ class FrontLayer:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 try:
+                    if self._admin is not None:
+                        await self._admin.stop()  # first: readiness and scrapes end with the gateway
                     await self._runtime.stop()
                 finally:
                     await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-_FRAMEWORK_ROUTES = {
-    "/healthz": "healthz",
-    "/readyz": "readyz",
-    "/metrics": "metrics",
-    "/openapi.json": "openapi",
-}
-
-
 def _route_of(path: str) -> str:
-    """A bounded label for a framework route (never the raw path: ids would explode the series)."""
+    """A bounded label for a framework route (never the raw path: ids would explode the series).
+
+    /healthz, /readyz, /metrics and /openapi.json are the admin port's (counted there); here they are
+    unknown paths like any other.
+    """
     if path.startswith("/api/orders/"):
         return "pay" if path.endswith("/pay") else "orders"
-    return _FRAMEWORK_ROUTES.get(path, "other")
+    return "other"

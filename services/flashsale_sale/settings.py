@@ -83,6 +83,14 @@ class GatewaySettings(SaleSettings):
 
     bind_host: str = "127.0.0.1"  # the manifests set this to the pod's IP (downward API)
     port: Annotated[int, Field(ge=1, le=65_535)] = 8080
+    # Health, readiness, metrics and the OpenAPI document: never on the public port (docs/gateway.md).
+    admin_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
+
+    @model_validator(mode="after")
+    def _check_ports(self) -> Self:
+        if self.admin_port == self.port:
+            raise ValueError("FLASHSALE_ADMIN_PORT must differ from FLASHSALE_PORT")
+        return self
 
 
 class ConsumerSettings(SaleSettings):

@@ -47,6 +47,40 @@ def mint_tokens(users: list[str], key: str) -> list[str]:
     return done.stdout.split()
 
 
+def scraped_reservations(platform: LocalPlatform, job: str) -> float | None:
+    """What Prometheus last scraped from the job's every target, summed; None until all are up."""
+    if len(platform.prometheus.query(f'up{{job="{job}"}} == 1')) < 2:  # both replicas
+        return None
+    found = platform.prometheus.query(f'sum(flashsale_gateway_reservations_total{{job="{job}"}})')
+    return float(found[0]["value"][1]) if found else None
+
+
+def check_operational_surfaces_are_off_the_edge_and_scraped(
+    core: Any, namespace: str, platform: LocalPlatform, url: str
+) -> None:
+    """Health, readiness, metrics and OpenAPI: 404 at the edge; Prometheus scrapes every gateway where
+    its pod's annotations say (the admin port, which the Service does not expose)."""
+    for path in ("/metrics", "/readyz", "/healthz", "/openapi.json"):
+        answer = httpx.get(f"{url}{path}", timeout=30)
+        assert (answer.status_code, answer.json()["error"]) == (404, "not_found"), path
+    service = core.read_namespaced_service("drop-gateway", namespace)
+    assert [(p.name, p.target_port) for p in service.spec.ports] == [("http", "http")]
+    selector = "app.kubernetes.io/instance=drop,app.kubernetes.io/component=gateway"
+    gateways = core.list_namespaced_pod(namespace, label_selector=selector).items
+    job = f"{namespace}-drop-gateways"
+    scraped_at = platform.prometheus.register_pods(job, gateways)
+    try:
+        assert sorted(scraped_at) == sorted(f"{p.status.pod_ip}:9090" for p in gateways)
+        wait_for(
+            lambda: scraped_reservations(platform, job) == STOCK,
+            timeout=120,
+            what=f"Prometheus to scrape {STOCK} reservations from both gateways' admin ports",
+            describe=lambda: str(platform.prometheus.query(f'up{{job="{job}"}}')),
+        )
+    finally:
+        platform.prometheus.unregister_target(job)
+
+
 def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_removed_without_a_trace(
     flashsale_operator: InstalledOperator,
     kube_api: kubernetes.client.ApiClient,
@@ -102,6 +136,7 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
     metrics = operator_metrics(core)
     assert 'flashsale_operator_sales{phase="SoldOut"}' in metrics
     assert "flashsale_operator_flag_flip_skew_seconds_count" in metrics
+    check_operational_surfaces_are_off_the_edge_and_scraped(core, namespace, platform, url)
 
     # Deleting it closes the sale and removes everything but the orders.
     sales.delete("drop")

@@ -152,9 +152,14 @@ def run_sale(platform: LocalPlatform, cluster: LocalCluster, user_key: str) -> b
         )
         edge = ready["gateway"]["url"]
         say(f"status.gateway.url = {edge} (the LoadBalancer Service's address: the edge)")
-        for pod in sale.gateway_pods():
+        gateway_pods = sale.gateway_pods()
+        for pod in gateway_pods:
             say(f"gateway pod {pod.metadata.name} on {pod.spec.node_name} at {pod.status.pod_ip}")
-            platform.prometheus.register_target(f"gateway-{pod.metadata.name}", f"{pod.status.pod_ip}:8080")
+        # As a cluster's Prometheus does: where the pods' annotations say (their admin port).
+        scraped_at = platform.prometheus.register_pods(f"{sale.name}-gateways", gateway_pods)
+        say(
+            f"Prometheus scrapes the gateways at {', '.join(scraped_at)} (the admin port; not in the Service)"
+        )
         sale.show_service_dns()
         show_the_cdn(edge)
         say(f"status before the start: {httpx.get(f'{edge}/api/status', timeout=30).json()}")

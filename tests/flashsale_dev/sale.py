@@ -186,8 +186,10 @@ class LocalSale:
     def start_gateway(self, port: int | None = None, **env: str) -> Gateway:
         """A `flashsale gateway` process, returned once /readyz says ready (Redis, Kafka, the flag read)."""
         port = self._port(port)
+        admin_port = self._port(None)  # health, readiness, metrics, OpenAPI: never the public port
         name = f"gateway-{len(self.processes)}"
-        gateway = Gateway(name, port, self.logs / f"{name}.log", self.env(FLASHSALE_PORT=str(port), **env))
+        env = {"FLASHSALE_PORT": str(port), "FLASHSALE_ADMIN_PORT": str(admin_port), **env}
+        gateway = Gateway(name, port, admin_port, self.logs / f"{name}.log", self.env(**env))
         self.processes.append(gateway)
         gateway.start()
         gateway.wait_until(gateway.is_ready, timeout=120, what="gateway ready (/readyz)")
@@ -329,14 +331,19 @@ class SaleProcess(ManagedProcess):
 
 
 class Gateway(SaleProcess):
-    """`flashsale gateway` on a loopback port: `url`, its status, a client for it."""
+    """`flashsale gateway` on a loopback port: `url` (public), `admin_url`, its status, a client for it."""
 
-    def __init__(self, name: str, port: int, log_path: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, name: str, port: int, admin_port: int, log_path: Path, env: Mapping[str, str]) -> None:
         super().__init__(name, "gateway", log_path, env)
         self.url = f"http://127.0.0.1:{port}"
+        self.admin_url = f"http://127.0.0.1:{admin_port}"  # /healthz, /readyz, /metrics, /openapi.json
 
     def is_ready(self) -> bool:
-        return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        return httpx.get(f"{self.admin_url}/readyz", timeout=5).status_code == 200
+
+    def metrics(self) -> str:
+        """Its Prometheus text, from the admin port."""
+        return httpx.get(f"{self.admin_url}/metrics", timeout=10).text
 
     def status(self) -> dict[str, Any]:
         """What /api/status says: the sale's state, and its order path while live."""

@@ -29,7 +29,9 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(
             "--config-file",
             str(config),
             "run",
-            f"{gateway.url}/openapi.json",
+            f"{gateway.admin_url}/openapi.json",  # the document is on the admin port,
+            "--url",
+            gateway.url,  # it describes the public one
             "--checks",
             "all",
             "--max-examples",
@@ -52,7 +54,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(
         cwd=tmp_path,
         env={k: v for k, v in os.environ.items() if not k.startswith("SCHEMATHESIS_")},
     )
-    assert "Tested: 9" in run.stdout  # every operation but the document itself, run.stdout[-3000:]
+    assert "Tested: 6" in run.stdout  # every public operation, run.stdout[-3000:]
     assert run.returncode == 0, f"{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
     held = sale.stock - (sale.gate_remaining() or 0)
     assert 1 <= held <= sale.per_user_limit  # the fuzzer's one user bought once, however often it tried

@@ -91,7 +91,7 @@ def test_a_failed_publish_returns_the_stock_at_once_and_answers_503(sale: LocalS
         answer = client.post(sale.order_path, headers=sale.bearer("unlucky"))
         assert answer.status_code == 503, answer.text
         assert answer.json()["error"] == "unavailable"
-        metrics = client.get("/metrics").text
+        metrics = gateway.metrics()  # the admin port
     assert sale.gate_remaining() == sale.stock
     assert sale.pending() == 0
     assert sale.buyers() == 0

@@ -1,4 +1,8 @@
-"""The app in process, without its lifespan (no Redis, no Kafka): routes, errors, caching headers, OpenAPI."""
+"""The app in process, without its lifespan (no Redis, no Kafka): routes, errors, caching headers, OpenAPI.
+
+The public port's app and the admin port's app (flashsale_gateway.admin) are called through ASGI here;
+tests/unit/test_gateway_admin_server.py serves the admin app over a real socket.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +42,13 @@ def app() -> FrontLayer:
     return build_app(GatewaySettings(**SETTINGS))
 
 
-def call(app: FrontLayer, method: str, path: str, **kwargs: Any) -> httpx.Response:
+@pytest.fixture(scope="module")
+def admin(app: FrontLayer) -> Any:
+    assert app.admin is not None
+    return app.admin.app
+
+
+def call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
     async def go() -> httpx.Response:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
             return await client.request(method, path, **kwargs)
@@ -85,7 +95,7 @@ def test_orders_are_refused_with_404_while_the_sale_is_not_live(app: FrontLayer)
     [
         ("GET", "/nowhere", 404, "not_found"),
         ("PUT", "/api/status", 405, "method_not_allowed"),
-        ("POST", "/healthz", 405, "method_not_allowed"),
+        ("PUT", "/", 405, "method_not_allowed"),
         ("GET", "/api/orders/x", 401, "unauthorized"),
         ("POST", "/api/orders/x/pay", 401, "unauthorized"),
         ("GET", "/api/orders/x/pay", 405, "method_not_allowed"),
@@ -99,8 +109,15 @@ def test_every_error_is_json(app: FrontLayer, method: str, path: str, status: in
     assert isinstance(answer.json()["message"], str)
 
 
-def test_the_document_lists_every_route_with_its_answers(app: FrontLayer) -> None:
-    document = call(app, "GET", "/openapi.json").json()
+@pytest.mark.parametrize("path", ["/metrics", "/readyz", "/healthz", "/openapi.json", "/docs"])
+def test_operational_surfaces_are_unknown_on_the_public_port(app: FrontLayer, path: str) -> None:
+    answer = call(app, "GET", path)
+    assert answer.status_code == 404
+    assert answer.json() == {"error": "not_found", "message": "Not Found"}
+
+
+def test_the_admin_document_lists_every_public_route_with_its_answers(admin: Any) -> None:
+    document = call(admin, "GET", "/openapi.json").json()
     assert set(document["paths"]) == {
         "/",
         "/status.js",
@@ -108,10 +125,6 @@ def test_the_document_lists_every_route_with_its_answers(app: FrontLayer) -> Non
         "/api/buy/{orderKey}",
         "/api/orders/{reservationId}",
         "/api/orders/{reservationId}/pay",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-        "/openapi.json",
     }
     buy = document["paths"]["/api/buy/{orderKey}"]["post"]
     assert set(buy["responses"]) == {"202", "401", "404", "409", "410", "413", "422", "429", "503"}
@@ -124,10 +137,15 @@ def test_the_document_lists_every_route_with_its_answers(app: FrontLayer) -> Non
     assert pay["responses"]["409"]["headers"]["Retry-After"]["required"] is False
 
 
-def test_healthz_and_metrics_answer_without_the_middleware(app: FrontLayer) -> None:
-    assert call(app, "GET", "/healthz").json() == {"status": "ok"}
+def test_healthz_and_metrics_answer_on_the_admin_port_without_the_middleware(
+    app: FrontLayer, admin: Any
+) -> None:
+    assert call(admin, "GET", "/healthz").json() == {"status": "ok"}
+    assert call(admin, "POST", "/healthz").json()["error"] == "method_not_allowed"
+    assert call(admin, "GET", "/nowhere").json()["error"] == "not_found"
     call(app, "GET", "/api/status")
-    metrics = call(app, "GET", "/metrics").text
+    call(app, "GET", "/metrics")  # the public port: unknown, counted as `other`
+    metrics = call(admin, "GET", "/metrics").text
     assert 'flashsale_gateway_requests_total{outcome="ok",route="status",sale="drop"}' in metrics
-    assert 'flashsale_gateway_requests_total{outcome="200",route="healthz",sale="drop"}' in metrics
+    assert 'flashsale_gateway_requests_total{outcome="404",route="other",sale="drop"}' in metrics
     assert 'flashsale_gateway_request_seconds_bucket{le="+Inf",route="status",sale="drop"}' in metrics

@@ -260,12 +260,18 @@ def test_pods_mount_the_sale_secret_read_only_and_never_get_an_api_token() -> No
 
 
 def test_probes_and_scrapes_reach_named_ports_and_rollouts_never_drop_a_pod() -> None:
-    for deployment, port, ready_path in (
-        (gateway_deployment(REF, spec(), config()), ("http", 8080), "/readyz"),
-        (consumer_deployment(REF, spec(), config()), ("metrics", 9090), "/healthz"),
+    """Probes and scrapes use the admin port (the gateway's public port answers 404 for them)."""
+    for deployment, ports, port, ready_path in (
+        (
+            gateway_deployment(REF, spec(), config()),
+            [("http", 8080), ("admin", 9090)],
+            ("admin", 9090),
+            "/readyz",
+        ),
+        (consumer_deployment(REF, spec(), config()), [("metrics", 9090)], ("metrics", 9090), "/healthz"),
     ):
         (container,) = pod_spec(deployment)["containers"]
-        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [port]
+        assert [(p["name"], p["containerPort"]) for p in container["ports"]] == ports
         assert container["readinessProbe"]["httpGet"] == {"path": ready_path, "port": port[0]}
         assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port[0]}
         annotations = deployment["spec"]["template"]["metadata"]["annotations"]
@@ -302,6 +308,9 @@ def test_the_consumer_replicas_are_left_to_the_scaler(scaler: str) -> None:
 def test_the_service_is_a_load_balancer_unless_the_sale_says_otherwise() -> None:
     service = gateway_service(REF, spec())["spec"]
     assert service["type"] == "LoadBalancer"
+    # The public port only: never the admin port (health, readiness, metrics, OpenAPI).
     assert service["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    env = env_of(gateway_deployment(REF, spec(), config()))
+    assert (env["FLASHSALE_PORT"], env["FLASHSALE_ADMIN_PORT"]) == ("8080", "9090")
     assert gateway_service(REF, spec(gateway={"serviceType": "ClusterIP"}))["spec"]["type"] == "ClusterIP"
     assert gateway_pdb(REF, spec())["spec"]["maxUnavailable"] == 1

@@ -11,9 +11,11 @@ from flashsale_operator.render import SaleRef, labels, network_policies
 from flashsale_operator.render_network import (
     DNS_RULE,
     Endpoint,
+    egress_rule,
     kafka_endpoints,
     postgres_endpoints,
     redis_endpoints,
+    service_namespace,
 )
 
 pytestmark = pytest.mark.unit
@@ -41,13 +43,19 @@ def policies() -> dict[str, dict[str, Any]]:
     return {p["metadata"]["name"]: p["spec"] for p in network_policies(REF, PLATFORM)}
 
 
+def peer_name(peer: dict[str, Any]) -> str:
+    if "ipBlock" in peer:
+        return str(peer["ipBlock"]["cidr"])
+    return "namespace " + str(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+
+
 def destinations(egress: list[dict[str, Any]]) -> set[tuple[str, str, int]]:
-    """(cidr or "any", protocol, port) for every egress rule but DNS."""
+    """(cidr, "namespace <name>" or "any", protocol, port) for every egress rule but DNS."""
     found = set()
     for rule in egress:
         if rule == DNS_RULE:
             continue
-        cidrs = [peer["ipBlock"]["cidr"] for peer in rule.get("to", [])] or ["any"]
+        cidrs = [peer_name(peer) for peer in rule.get("to", [])] or ["any"]
         found |= {(cidr, p["protocol"], p["port"]) for cidr in cidrs for p in rule["ports"]}
     return found
 
@@ -64,22 +72,29 @@ def test_every_sale_pod_is_denied_everything_unless_an_allow_policy_says_otherwi
         assert deny["podSelector"]["matchLabels"].items() <= labels(REF, component).items()
 
 
-def test_only_the_gateway_takes_traffic_and_the_consumer_only_its_scrapes() -> None:
+def test_only_the_gateway_takes_traffic_and_only_the_scrapers_reach_the_admin_ports() -> None:
     found = policies()
     gateway, consumer = found["kettle-allow-gateway"], found["kettle-allow-consumer"]
     assert gateway["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "flashsale-gateway"
     assert consumer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "flashsale-consumer"
-    assert gateway["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
-    assert consumer["ingress"] == [{"ports": [{"protocol": "TCP", "port": 9090}]}]
+    monitoring = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+    scrapes = {"from": monitoring, "ports": [{"protocol": "TCP", "port": 9090}]}
+    assert gateway["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}, scrapes]
+    assert consumer["ingress"] == [scrapes]
     assert all(p["policyTypes"] == ["Ingress", "Egress"] for p in found.values())
 
 
 def test_each_pod_reaches_dns_and_exactly_its_middleware() -> None:
     found = policies()
-    redis, kafka = {("10.0.0.5/32", "TCP", 6379)}, {("any", "TCP", 9092), ("10.0.0.7/32", "TCP", 9093)}
+    redis = {("10.0.0.5/32", "TCP", 6379)}
+    kafka = {
+        ("namespace middleware", "TCP", 9092),
+        ("10.0.0.7/32", "TCP", 9093),
+    }  # kafka-0.kafka.middleware.svc
+    postgres = {("10.0.0.9/32", "TCP", 5433)}
     gateway, consumer = found["kettle-allow-gateway"]["egress"], found["kettle-allow-consumer"]["egress"]
-    assert destinations(gateway) == redis | kafka  # no database: the gateway never writes orders
-    assert destinations(consumer) == redis | kafka | {("10.0.0.9/32", "TCP", 5433)}
+    assert destinations(gateway) == redis | kafka | postgres  # the order view and the payment
+    assert destinations(consumer) == redis | kafka | postgres
     for egress in (gateway, consumer):
         assert egress[0] == DNS_RULE  # kube-system only, port 53, UDP and TCP
         assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}}} in (
@@ -112,6 +127,28 @@ def test_middleware_addresses_are_read_from_the_platform_urls(
     parse: Any, text: str, expected: list[Endpoint]
 ) -> None:
     assert parse(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "namespace"),
+    [
+        ("kafka-0.kafka.middleware.svc", "middleware"),  # a pod of a headless Service
+        ("redis.data.svc.cluster.local", "data"),
+        ("redis.data.svc.cluster.local.", "data"),
+        ("redis.data", None),  # could be a public name: never guessed
+        ("db.svc.example.com", None),
+        ("redis.data.svc.corp.internal", None),  # another cluster domain: the port alone
+        ("a.svc", None),
+    ],
+)
+def test_a_cluster_service_name_gives_its_namespace_and_any_other_name_the_port_alone(
+    host: str, namespace: str | None
+) -> None:
+    assert service_namespace(host) == namespace
+    rule = egress_rule(Endpoint(host, 6379))
+    expected = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}]
+    assert rule.get("to") == (expected if namespace else None)
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
 
 
 def test_an_ipv6_address_is_one_address_and_a_url_without_a_host_is_refused() -> None:

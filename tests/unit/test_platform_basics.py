@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from flashsale_dev.components.prometheus import annotated_target
 from flashsale_dev.paths import versions
 from flashsale_dev.ports import PortReservations
 from flashsale_dev.waiting import ConditionTimeout, wait_for
@@ -59,3 +60,13 @@ def test_wait_for_explains_what_it_waited_for() -> None:
 
 def _refuse() -> None:
     raise ConnectionRefusedError("refused")
+
+
+def test_prometheus_scrapes_a_pod_where_its_annotations_say() -> None:
+    """As kubernetes_sd (role: pod) with the usual relabelling: the annotated port and path, the pod's IP."""
+    asks = {"prometheus.io/scrape": "true", "prometheus.io/port": "9090"}
+    assert annotated_target(asks, "127.5.0.7") == ("127.5.0.7:9090", "/metrics")
+    assert annotated_target({**asks, "prometheus.io/path": "/m"}, "127.5.0.7") == ("127.5.0.7:9090", "/m")
+    assert annotated_target({**asks, "prometheus.io/scrape": "false"}, "127.5.0.7") is None
+    assert annotated_target(asks, None) is None  # not scheduled yet
+    assert annotated_target(None, "127.5.0.7") is None
