@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flashsale_operator.isolation import AllowList
 from flashsale_operator.spec import FlashSaleSpec
 from flashsale_operator.validation import Problem, check_change, check_new, check_spec
 
@@ -32,12 +33,15 @@ def judge(
     previous: FlashSaleSpec | None,
     prewarmed: bool,
     recorded_stock: int | None,
+    allowed: AllowList | None = None,
 ) -> Verdict:
-    """`previous`: the spec the sale ran with (None if it never ran); `recorded_stock`: status' total."""
+    """`previous`: the spec the sale ran with (None if it never ran); `recorded_stock`: status' total;
+    `allowed`: the platform's isolation allow-list (a spec outside it is refused like any invalid one).
+    """
     if previous is None and not prewarmed:
-        parsed, problems = check_new(spec, now)
+        parsed, problems = check_new(spec, now, allowed)
     else:
-        parsed, problems = check_spec(spec)
+        parsed, problems = check_spec(spec, allowed)
     if parsed is None or problems:
         return Verdict(previous, problems)  # a running sale keeps its spec; a new one has none
     if previous is not None:

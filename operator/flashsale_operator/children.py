@@ -7,6 +7,10 @@ server-side applied. Runs on create, resume and every spec change.
 With a dedicated queue the broker (after the NetworkPolicies) goes first, then the topic is created
 on it once it answers - `BrokerStarting` (a kopf.TemporaryError) until then, retried in 2 s - and
 only then the Secret and the pods that use the topic.
+
+Before anything is written, every child that already exists must be the sale's own (ownership.py):
+if one is not, nothing is written at all and `ChildConflict` (a kopf.TemporaryError, retried every
+10 s) names it. One read per child, on create, resume and spec change only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from typing import Any
 
 import kopf
 
-from flashsale_operator import queue, render
+from flashsale_operator import ownership, queue, render
+from flashsale_operator.kube import ForeignObject
+from flashsale_operator.ownership import UNREAD_HOLDER
 from flashsale_operator.runtime import Platform
 from flashsale_operator.spec import FlashSaleSpec
 from flashsale_sale.contract import topic_name
@@ -30,10 +36,20 @@ class BrokerStarting(kopf.TemporaryError):
     """The sale's dedicated broker does not answer yet: a wait, not a failure."""
 
 
+class ChildConflict(kopf.TemporaryError):
+    """A child's name is taken by an object that is not the sale's: nothing written, retried later."""
+
+    def __init__(self, conflicts: list[ownership.Conflict]) -> None:
+        super().__init__("; ".join(str(c) for c in conflicts), delay=ownership.RETRY_SECONDS)
+        self.conflicts = conflicts
+
+
 async def apply_children(platform: Platform, ref: render.SaleRef, spec: FlashSaleSpec) -> None:
     config, kube = platform.config, platform.kube
     bootstrap = queue.bootstrap_servers(ref, spec, config)
     rendered = render.children(ref, spec, config)
+    shared = render.sale_secret(ref, config, order_path_key=None)
+    await refuse_foreign(platform, ref, [shared, *rendered])
     if queue.is_dedicated(spec):
         cut = 1 + next(i for i, child in enumerate(rendered) if child["kind"] == "StatefulSet")
         await _apply(platform, rendered[:cut])
@@ -45,9 +61,30 @@ async def apply_children(platform: Platform, ref: render.SaleRef, spec: FlashSal
         platform.stores.ensure_topic, topic_name(ref.uid), spec.queue.partitions, bootstrap
     )
     created = render.sale_secret(ref, config, order_path_key=secrets.token_urlsafe(ORDER_PATH_KEY_BYTES))
-    shared = render.sale_secret(ref, config, order_path_key=None)
-    await asyncio.to_thread(kube.create_or_patch_secret, created, shared)
+    try:
+        await asyncio.to_thread(kube.create_or_patch_secret, created, shared, ref.uid)
+    except ForeignObject as foreign:  # appeared since the check: still refused, still untouched
+        raise ChildConflict([foreign.conflict]) from None
     await _apply(platform, rendered)
+
+
+async def refuse_foreign(platform: Platform, ref: render.SaleRef, children: list[dict[str, Any]]) -> None:
+    """Raises ChildConflict naming every child whose name an object that is not the sale's holds."""
+    conflicts = []
+    for child in children:
+        meta = child["metadata"]
+        if child["kind"] == "Secret":  # never read: a patch of `test` operations says whose it is
+            own = await asyncio.to_thread(
+                platform.kube.secret_is_own, meta["name"], meta["namespace"], ref.uid
+            )
+            found = None if own in (None, True) else ownership.Conflict("Secret", meta["name"], UNREAD_HOLDER)
+        else:
+            owners = await asyncio.to_thread(platform.kube.owners, child)
+            found = ownership.conflict(child, owners, ref.uid)
+        if found is not None:
+            conflicts.append(found)
+    if conflicts:
+        raise ChildConflict(conflicts)
 
 
 async def _apply(platform: Platform, children: list[dict[str, Any]]) -> None:

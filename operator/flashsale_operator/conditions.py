@@ -24,6 +24,7 @@ class Reason(StrEnum):
     APPLIED = "Applied"
     APPLY_FAILED = "ApplyFailed"
     WAITING = "Waiting"  # for a child that is starting (a dedicated queue's broker)
+    CONFLICT = "Conflict"  # a child's name is taken by an object that is not the sale's (ownership.py)
     KAFKA_UNAVAILABLE = "KafkaUnavailable"
     PREWARMED = "Prewarmed"
     NOT_PREWARMED = "NotPrewarmed"

@@ -1,4 +1,5 @@
-"""The operator's own configuration: this platform's middleware, images and default isolation.
+"""The operator's own configuration: this platform's middleware, images, default isolation and the
+isolation a tenant's sale may ask for (the allow-list, isolation.py).
 
 It comes from the operator's namespace, never from a sale: a ConfigMap given as environment
 (`FLASHSALE_OPERATOR_*`) and a Secret mounted as files named like the variables in
@@ -48,6 +49,10 @@ class OperatorConfig(BaseSettings):
     default_node_selector: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_NODE_SELECTOR))
     default_tolerations: list[dict[str, Any]] = Field(default_factory=lambda: list(DEFAULT_TOLERATIONS))
     default_priority_class_name: str = DEFAULT_PRIORITY_CLASS
+    # What a tenant's spec.isolation may ask for (isolation.py); unset = only the default isolation.
+    allowed_node_selectors: list[dict[str, str]] | None = None
+    allowed_tolerations: list[dict[str, Any]] | None = None
+    allowed_priority_class_names: list[str] | None = None
     kafka_replication_factor: Annotated[int, Field(ge=1, le=5)] = 1
 
     metrics_port: Annotated[int, Field(ge=1, le=65_535)] = 9090
@@ -60,7 +65,14 @@ class OperatorConfig(BaseSettings):
     # per period); it keeps waiting all the same (docs/operator.md, Teardown).
     drain_warning_seconds: Annotated[float, Field(gt=0)] = 120.0
 
-    @field_validator("default_node_selector", "default_tolerations", mode="before")
+    @field_validator(
+        "default_node_selector",
+        "default_tolerations",
+        "allowed_node_selectors",
+        "allowed_tolerations",
+        "allowed_priority_class_names",
+        mode="before",
+    )
     @classmethod
     def _json(cls, value: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else value

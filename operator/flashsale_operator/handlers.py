@@ -20,9 +20,11 @@ import kopf
 import prometheus_client
 
 from flashsale_operator import config as operator_config
-from flashsale_operator import killpoints, metrics
+from flashsale_operator import metrics
 from flashsale_operator.acceptance import judge
-from flashsale_operator.children import BrokerStarting, apply_children
+from flashsale_operator.children import BrokerStarting, ChildConflict, apply_children
+from flashsale_operator.conditions import Reason
+from flashsale_operator.isolation import allow_list
 from flashsale_operator.kube import Kube, api_client
 from flashsale_operator.lifecycle import SaleLoop
 from flashsale_operator.runtime import Platform, platform_of, sale_state
@@ -73,7 +75,6 @@ def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(*RESOURCE)
 async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo, **_: Any) -> None:
     platform, sale = platform_of(memo), sale_state(memo, body)
-    sale.kill_points = killpoints.armed(body["metadata"].get("annotations") or {})
     stock = status.get("stock") or {}
     # A new sale is judged as of its creation (an operator down across its start must not fail it);
     # a failed one being fixed, as of now.
@@ -85,6 +86,7 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo:
         previous=sale.accepted,
         prewarmed=parse_time(status.get("prewarmedAt")) is not None,
         recorded_stock=stock.get("total"),
+        allowed=allow_list(platform.config),
     )
     if verdict.problems and verdict.problems != sale.problems:
         for problem in verdict.problems:
@@ -101,17 +103,24 @@ async def reconcile(body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo:
     sale.poke()  # a pause or a new schedule takes effect before the children roll
     try:
         await apply_children(platform, sale.ref, verdict.spec)
+    except ChildConflict as conflict:  # a name taken by an object not ours: untouched, said, retried
+        metrics.RECONCILES.labels("conflict").inc()
+        if sale.conflict != str(conflict):
+            kopf.warn(body, reason=Reason.CONFLICT, message=f"children not applied: {conflict}")
+        sale.apply_error, sale.waiting, sale.conflict = None, str(conflict), str(conflict)
+        sale.poke()
+        raise
     except BrokerStarting as waiting:  # a wait, said as such (kopf retries it without a stack trace)
         metrics.RECONCILES.labels("waiting").inc()
-        sale.apply_error, sale.waiting = None, str(waiting)
+        sale.apply_error, sale.waiting, sale.conflict = None, str(waiting), None
         sale.poke()
         raise
     except Exception as error:
         metrics.RECONCILES.labels("error").inc()
-        sale.apply_error, sale.waiting = f"{type(error).__name__}: {error}", None
+        sale.apply_error, sale.waiting, sale.conflict = f"{type(error).__name__}: {error}", None, None
         sale.poke()
         raise kopf.TemporaryError(f"children not applied: {sale.apply_error}", delay=5) from error
-    sale.apply_error, sale.waiting = None, None
+    sale.apply_error, sale.waiting, sale.conflict = None, None, None
     metrics.RECONCILES.labels("applied").inc()
     sale.poke()
 

@@ -21,7 +21,8 @@ from typing import Any
 
 import kopf
 
-from flashsale_operator import killpoints, metrics, queue, status
+from flashsale_operator import metrics, queue, status
+from flashsale_operator.checkpoints import Step, checkpoint
 from flashsale_operator.conditions import ConditionType, Reason, set_condition
 from flashsale_operator.phases import Decision, Gate, decide
 from flashsale_operator.runtime import Platform, SaleState
@@ -65,7 +66,7 @@ class SaleLoop:
             pause = interval if wake_at is None else min(interval, (wake_at - now).total_seconds())
             spec = self.sale.accepted
             if spec is not None and wake_at == spec.starts_at and 0 < pause < 1:
-                self._killpoint("before-start")
+                self._checkpoint("before-start")
             if pause > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.sale.wake.wait(), timeout=pause)
@@ -99,7 +100,7 @@ class SaleLoop:
         flip = await asyncio.to_thread(self.platform.stores.set_open, self.uid, is_open)
         at = datetime.fromtimestamp(flip.at_ms / 1000, UTC)
         if is_open and flip.changed and self.recorded.started_at is None:
-            self._killpoint("flipped")
+            self._checkpoint("flipped")
             skew = (at - spec.starts_at).total_seconds()
             metrics.FLAG_SKEW.observe(max(skew, 0.0))
             log.info("sale %s: flag on at %s (%.1f ms after startsAt)", self.sale.ref.name, at, skew * 1000)
@@ -129,7 +130,7 @@ class SaleLoop:
             kopf.warn(self.body, reason="PrewarmFailed", message=str(error))
             await asyncio.sleep(1.0)  # no hot loop while the record or Redis refuses
             return
-        self._killpoint("prewarmed")
+        self._checkpoint("prewarmed")
         reason = Reason.REBUILT if built is Built.REBUILT else Reason.PREWARMED
         if built is Built.REBUILT:
             kopf.info(
@@ -196,7 +197,7 @@ class SaleLoop:
             await asyncio.to_thread(self.platform.kube.patch_status, ref.name, ref.namespace, body)
             self.written = body
             if self.recorded.phase is Phase.LIVE:
-                self._killpoint("live")
+                self._checkpoint("live")
             await self._announce()
         except Exception as error:
             metrics.ERRORS.labels("status").inc()
@@ -247,6 +248,9 @@ class SaleLoop:
         except Exception as error:
             metrics.ERRORS.labels("database").inc()
             log.debug("sale %s: record not read: %s", ref.name, error)
+        if self.sale.conflict:  # the names are taken by objects not the sale's: nothing of ours to read
+            self.observed = observed
+            return
         try:
             url = await asyncio.to_thread(kube.service_url, f"{ref.name}-gateway", ref.namespace)
             ready = await asyncio.to_thread(kube.ready_replicas, f"{ref.name}-gateway", ref.namespace)
@@ -272,15 +276,17 @@ class SaleLoop:
             self._condition(ConditionType.SPEC_VALID, False, first.reason, message)
         else:
             self._condition(ConditionType.SPEC_VALID, True, Reason.VALID, "the spec is valid")
-        if sale.apply_error:
+        if sale.conflict:
+            self._condition(ConditionType.CHILDREN_READY, False, Reason.CONFLICT, sale.conflict)
+        elif sale.apply_error:
             self._condition(ConditionType.CHILDREN_READY, False, Reason.APPLY_FAILED, sale.apply_error)
         elif sale.waiting and sale.accepted is not None:
             self._condition(ConditionType.CHILDREN_READY, False, Reason.WAITING, sale.waiting)
         elif sale.accepted is not None:
             self._condition(ConditionType.CHILDREN_READY, True, Reason.APPLIED, "children applied")
 
-    def _killpoint(self, step: str) -> None:
-        killpoints.reached(step, self.sale.kill_points, self.uid, self.platform.stores.redis)
+    def _checkpoint(self, step: Step) -> None:
+        checkpoint(step, self.body)  # a no-op in the product (checkpoints.py)
 
     def _condition(self, kind: ConditionType, ok: bool, reason: Reason | str, message: str) -> None:
         now = datetime.now(UTC)

@@ -36,7 +36,7 @@ class SaleState:
     apply_error: str | None = None
     # What the children wait for before the gate may be built: their first apply, a dedicated broker.
     waiting: str | None = "the children are not applied yet"
-    kill_points: frozenset[str] = frozenset()  # test-only (killpoints.py)
+    conflict: str | None = None  # the children whose names objects not the sale's hold (ownership.py)
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # a change the daemon must see now
     # Set while no loop runs: kopf never starts daemons for an object being deleted, so an operator
     # restarted mid-teardown has no loop to wait for (unset, its finalizer would wait forever).

@@ -20,7 +20,7 @@ from typing import Any
 
 import kopf
 
-from flashsale_operator import killpoints, metrics, queue
+from flashsale_operator import metrics, queue
 from flashsale_operator.autoscale import (
     ScaleDecision,
     ScalePolicy,
@@ -30,6 +30,7 @@ from flashsale_operator.autoscale import (
     remember,
     wanted_replicas,
 )
+from flashsale_operator.checkpoints import checkpoint
 from flashsale_operator.runtime import Platform, SaleState
 from flashsale_operator.spec import FlashSaleSpec
 from flashsale_operator.status import rfc3339
@@ -86,7 +87,7 @@ class ConsumerScaler:
                 await asyncio.wait_for(self.sale.wake.wait(), timeout=TICK_SECONDS)
 
     async def tick(self, spec: FlashSaleSpec) -> None:
-        ref, kube, stores = self.sale.ref, self.platform.kube, self.platform.stores
+        ref, kube = self.sale.ref, self.platform.kube
         policy = policy_of(spec)
         bootstrap = queue.bootstrap_servers(ref, spec, self.platform.config)
         try:
@@ -106,8 +107,12 @@ class ConsumerScaler:
         self.history = remember(self.history, seen, policy.window_seconds)
         decision = decide(current, lag.total, self.history, policy, watched_seconds=now - self.started)
         if decision.changes(current):
-            await asyncio.to_thread(kube.scale, self.deployment, ref.namespace, decision.replicas)
-            killpoints.reached("scaled", self.sale.kill_points, ref.uid, stores.redis)
+            scaled = await asyncio.to_thread(
+                kube.scale, self.deployment, ref.namespace, decision.replicas, owner_uid=ref.uid
+            )
+            if not scaled:  # not the sale's Deployment (ownership.py): never touched
+                return
+            checkpoint("scaled", self.body)  # a no-op in the product (checkpoints.py)
             self._announce(current, decision)
         metrics.CONSUMER_LAG.labels(ref.namespace, ref.name).set(lag.total)
         metrics.CONSUMER_REPLICAS.labels(ref.namespace, ref.name).set(decision.replicas)

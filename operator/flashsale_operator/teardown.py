@@ -85,7 +85,10 @@ async def tear_down(platform: Platform, sale: SaleState, deleting: Deleting) -> 
 
 async def _stop(platform: Platform, ref: SaleRef, component: str) -> None:
     kube = platform.kube
-    await asyncio.to_thread(kube.scale, f"{ref.name}-{component}", ref.namespace, 0)
+    if not await asyncio.to_thread(
+        kube.scale, f"{ref.name}-{component}", ref.namespace, 0, owner_uid=ref.uid
+    ):
+        return  # a Deployment of that name that is not the sale's (ownership.py): never touched
     left = await asyncio.to_thread(kube.pod_count, ref.namespace, component_selector(ref, component))
     if left:
         raise kopf.TemporaryError(f"waiting for {left} {component} pod(s) to be gone", delay=POLL_SECONDS)

@@ -15,7 +15,9 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
-from flashsale_operator.spec import FlashSaleSpec, parse_spec
+from flashsale_operator import isolation as allowed_isolation
+from flashsale_operator.isolation import AllowList
+from flashsale_operator.spec import FlashSaleSpec, Isolation, parse_spec
 
 MAX_SALE_DURATION: Final = timedelta(days=31)
 CLOCK_SKEW_GRACE: Final = timedelta(seconds=5)  # a start "now" from a client whose clock runs behind
@@ -50,8 +52,11 @@ class Problem:
     message: str  # a sentence naming the field
 
 
-def check_spec(spec: dict[str, Any]) -> tuple[FlashSaleSpec | None, list[Problem]]:
-    """The model, or None and at least one Problem: the schema's rules, then those between fields."""
+def check_spec(
+    spec: dict[str, Any], allowed: AllowList | None = None
+) -> tuple[FlashSaleSpec | None, list[Problem]]:
+    """The model, or None and at least one Problem: the schema's rules, then those between fields,
+    then (given the platform's allow-list) the isolation it asks for."""
     if not isinstance(spec, Mapping):
         return None, [Problem("spec", "InvalidType", "spec must be an object")]
     try:
@@ -59,16 +64,56 @@ def check_spec(spec: dict[str, Any]) -> tuple[FlashSaleSpec | None, list[Problem
     except ValidationError as error:
         return None, [_from_pydantic(e) for e in error.errors(include_url=False, include_input=False)]
     problems = list(_between_fields(parsed))
+    if allowed is not None:
+        problems += check_isolation(parsed.isolation, allowed)
     return (None, problems) if problems else (parsed, [])
 
 
-def check_new(spec: dict[str, Any], now: datetime) -> tuple[FlashSaleSpec | None, list[Problem]]:
+def check_isolation(isolation: Isolation, allowed: AllowList) -> list[Problem]:
+    """What the sale asks for in spec.isolation and the platform does not allow (isolation.py)."""
+    problems = []
+    selector = isolation.node_selector
+    if selector and not allowed_isolation.node_selector_allowed(selector, allowed):
+        permitted = " or ".join(_labels(s) for s in allowed.node_selectors)
+        problems.append(
+            Problem(
+                "spec.isolation.nodeSelector",
+                "NodeSelectorNotAllowed",
+                f"spec.isolation.nodeSelector {_labels(selector)} is not allowed by the platform "
+                f"(it must contain {permitted})",
+            )
+        )
+    for toleration in allowed_isolation.disallowed_tolerations(isolation.tolerations or [], allowed):
+        problems.append(
+            Problem(
+                "spec.isolation.tolerations",
+                "TolerationNotAllowed",
+                f"spec.isolation.tolerations {_toleration(toleration)} is not allowed by the platform "
+                f"(allowed: {', '.join(_toleration(t) for t in allowed.tolerations)})",
+            )
+        )
+    name = isolation.priority_class_name
+    if name and not allowed_isolation.priority_class_allowed(name, allowed):
+        problems.append(
+            Problem(
+                "spec.isolation.priorityClassName",
+                "PriorityClassNotAllowed",
+                f"spec.isolation.priorityClassName {name!r} is not allowed by the platform "
+                f"(allowed: {', '.join(sorted(allowed.priority_class_names))})",
+            )
+        )
+    return problems
+
+
+def check_new(
+    spec: dict[str, Any], now: datetime, allowed: AllowList | None = None
+) -> tuple[FlashSaleSpec | None, list[Problem]]:
     """check_spec, plus what must hold when the sale is created: its window is not already past.
 
     `now` is best the object's metadata.creationTimestamp: an operator that starts late then does
     not refuse a sale that was fine when it was applied.
     """
-    parsed, problems = check_spec(spec)
+    parsed, problems = check_spec(spec, allowed)
     if parsed is None:
         return None, problems
     problems = []
@@ -166,6 +211,19 @@ def _between_fields(spec: FlashSaleSpec) -> Iterator[Problem]:
             f"spec.consumers.minReplicas ({consumers.min_replicas}) must not exceed spec.queue.partitions "
             f"({partitions}): a consumer without a partition idles",
         )
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) + "}"
+
+
+def _toleration(toleration: Mapping[str, Any]) -> str:
+    """`key=value:Effect` (kubectl taint's spelling), `key:Effect` for Exists, `*` for an empty key."""
+    key = toleration.get("key") or "*"
+    value = "" if toleration.get("operator") == "Exists" else f"={toleration.get('value') or ''}"
+    effect = toleration.get("effect") or "<every effect>"
+    seconds = toleration.get("tolerationSeconds")
+    return f"{key}{value}:{effect}" + ("" if seconds is None else f" for {seconds}s")
 
 
 def _from_pydantic(error: Mapping[str, Any]) -> Problem:

@@ -3,26 +3,25 @@ second before the start, right after the flip, right after recording Live, right
 resumes from what Redis and the status hold: every phase announced once and in order, the flag
 flipped once, the stock never reset, nothing oversold.
 
-The kills are deterministic: the operator runs with its test-only kill points enabled, and each
-sale names the step after which the operator must die (once; see flashsale_operator/killpoints.py).
+The kills are deterministic: the session's operator is the test build, which carries test-only kill
+points (flashsale_dev/operator_kill_points.py), and each sale names in an annotation the step after
+which the operator must die (once).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import kubernetes
 import pytest
 
 from flashsale_dev import faults
-from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.flashsales import FlashSales, sale_spec
-from flashsale_dev.operator_install import InstalledOperator, operator_pods, set_operator_env
+from flashsale_dev.operator_install import InstalledOperator, operator_pods
+from flashsale_dev.operator_kill_points import ANNOTATION
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.shoppers import buy, buy_one_at_a_time
 from flashsale_dev.waiting import wait_for
-from flashsale_operator.killpoints import ANNOTATION, ENABLE_ENV
 from flashsale_sale import gate
 from flashsale_sale.contract import SaleKeys
 
@@ -31,11 +30,9 @@ PHASES = ("Scheduled", "Prewarming", "Ready", "Live", "Paused", "SoldOut", "Ende
 
 
 @pytest.fixture(scope="module")
-def kill_points(flashsale_operator: InstalledOperator, cluster: LocalCluster) -> Iterator[InstalledOperator]:
-    """The session's operator, restarted with its kill points enabled for this module only."""
-    set_operator_env(cluster, {ENABLE_ENV: "enabled"})
-    yield flashsale_operator
-    set_operator_env(cluster, {ENABLE_ENV: None})
+def kill_points(flashsale_operator: InstalledOperator) -> InstalledOperator:
+    """The session's operator: the test build, whose kill points a sale arms with its annotation."""
+    return flashsale_operator
 
 
 def operator_restarts(core: Any) -> int:

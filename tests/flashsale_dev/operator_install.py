@@ -4,6 +4,10 @@ Only the ConfigMap `flashsale-operator-config` and the Secret `flashsale-operato
 generated (this platform's addresses and keys); everything else is applied from manifests/ with the
 built kubectl, exactly as a platform team would. Returns once the CRD is Established and the
 operator's pod is Ready (its kopf liveness endpoint answers).
+
+The test platform (the pytest session) installs the operator's test build instead: the same
+manifests with the image `flashsale/operator-test` (operator_test_build.py: the real operator plus the
+test-only kill points). `make up`, the demo and the benchmarks run the shipped image.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.paths import REPO_ROOT
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
+from flashsale_operator.config import DEFAULT_NODE_SELECTOR, DEFAULT_PRIORITY_CLASS, DEFAULT_TOLERATIONS
 
 MANIFESTS = REPO_ROOT / "manifests"
 NAMESPACE = "flashsale-system"
@@ -29,6 +34,16 @@ SECRET = "flashsale-operator-secrets"
 DEPLOYMENT = "flashsale-operator"
 CRD = "flashsales.flashsale.dev"
 OPERATOR_LABEL = "app.kubernetes.io/name=flashsale-operator"
+TEST_BUILD_IMAGE = "flashsale/operator-test"
+
+
+# What tenants' sales may ask for in spec.isolation: exactly the platform's default isolation (the
+# operator's own default too, spelled out here as a platform team would).
+ISOLATION_ALLOW_LIST = {
+    "FLASHSALE_OPERATOR_ALLOWED_NODE_SELECTORS": json.dumps([DEFAULT_NODE_SELECTOR]),
+    "FLASHSALE_OPERATOR_ALLOWED_TOLERATIONS": json.dumps(DEFAULT_TOLERATIONS),
+    "FLASHSALE_OPERATOR_ALLOWED_PRIORITY_CLASS_NAMES": json.dumps([DEFAULT_PRIORITY_CLASS]),
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,7 @@ def platform_config(platform: LocalPlatform, user_token_key: str) -> list[dict[s
         "data": {
             "FLASHSALE_OPERATOR_REDIS_URL": platform.redis.url(),
             "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap_servers,
+            **ISOLATION_ALLOW_LIST,
         },
     }
     secret = {
@@ -63,15 +79,25 @@ def platform_config(platform: LocalPlatform, user_token_key: str) -> list[dict[s
 
 
 def install_operator(
-    cluster: LocalCluster, platform: LocalPlatform, *, user_token_key: str | None = None, timeout: float = 180
+    cluster: LocalCluster,
+    platform: LocalPlatform,
+    *,
+    user_token_key: str | None = None,
+    test_build: bool = False,
+    timeout: float = 180,
 ) -> InstalledOperator:
     key = user_token_key or f"platform-user-token-key-{secrets.token_hex(16)}"
     apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=flashsale-install", "-f")
     cluster.kubectl(*apply, str(MANIFESTS / "namespace.yaml"))
     cluster.kubectl(*apply, "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List",
                                                        "items": platform_config(platform, key)}))  # fmt: skip
-    for name in ("crd.yaml", "rbac.yaml", "operator.yaml"):
+    for name in ("crd.yaml", "rbac.yaml"):
         cluster.kubectl(*apply, str(MANIFESTS / name))
+    if test_build:
+        listed = {"apiVersion": "v1", "kind": "List", "items": operator_manifests_for_tests()}
+        cluster.kubectl(*apply, "-", input_text=json.dumps(listed))
+    else:
+        cluster.kubectl(*apply, str(MANIFESTS / "operator.yaml"))
     with cluster.api_client() as api:
         wait_for(lambda: _established(api), timeout=timeout, what=f"CRD {CRD} Established")
         wait_for(
@@ -81,6 +107,17 @@ def install_operator(
             describe=lambda: cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide", check=False),
         )
     return InstalledOperator(key)
+
+
+def operator_manifests_for_tests() -> list[dict[str, Any]]:
+    """manifests/operator.yaml with the operator's image swapped for its test build (same tag)."""
+    docs = manifest_documents("operator.yaml")
+    for doc in docs:
+        if doc["kind"] == "Deployment":
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                _, _, tag = container["image"].rpartition(":")
+                container["image"] = f"{TEST_BUILD_IMAGE}:{tag}"
+    return docs
 
 
 def operator_pods(core: kubernetes.client.CoreV1Api) -> list[Any]:

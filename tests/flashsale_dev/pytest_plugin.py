@@ -135,9 +135,11 @@ def flashsale_operator(cluster: LocalCluster, platform: LocalPlatform) -> Instal
     """The operator installed from manifests/ as a pod on the session cluster, serving every namespace.
 
     It runs under its own ServiceAccount and talks to the session platform's middleware; sales of
-    different tests live in different namespaces and have their own keys and topics (by uid).
+    different tests live in different namespaces and have their own keys and topics (by uid). It is
+    the test build (operator_test_build.py): the shipped operator plus the kill points a sale may arm
+    with an annotation (operator_kill_points.py).
     """
-    return install_operator(cluster, platform)
+    return install_operator(cluster, platform, test_build=True)
 
 
 @pytest.fixture

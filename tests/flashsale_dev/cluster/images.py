@@ -31,6 +31,10 @@ PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
         "flashsale/gateway": ImageSpec(_FLASHSALE, ("gateway",), env=_PYTHON_ENV),
         "flashsale/consumer": ImageSpec(_FLASHSALE, ("consumer",), env=_PYTHON_ENV),
         "flashsale/operator": ImageSpec((sys.executable, "-m", "flashsale_operator"), env=_PYTHON_ENV),
+        # Test-only: the operator with the test platform's kill points (flashsale_dev.operator_test_build).
+        "flashsale/operator-test": ImageSpec(
+            (sys.executable, "-m", "flashsale_dev.operator_test_build"), env=_PYTHON_ENV
+        ),
         # A dedicated queue's broker: the apache/kafka image's env contract over the cached jars.
         "flashsale/kafka": ImageSpec((sys.executable, "-m", "flashsale_dev.kafka_image"), env=_PYTHON_ENV),
         "flashsale/echo": ImageSpec((sys.executable, "-m", "flashsale_dev.echo_server"), env=_PYTHON_ENV),
