@@ -67,7 +67,9 @@ class Kube:
         }
 
     def create_or_patch_secret(self, created: dict[str, Any], shared: dict[str, Any]) -> bool:
-        """Creates `created` (True), or when it exists patches in `shared` only (False)."""
+        """Creates `created` (True), or when it exists patches in `shared` only (False).
+
+        `shared`'s `data` may name entries to remove (null values); `stringData` sets the others."""
         namespace = created["metadata"]["namespace"]
         try:
             self.core.create_namespaced_secret(namespace, created, _request_timeout=REQUEST_TIMEOUT)
@@ -76,9 +78,8 @@ class Kube:
             if error.status != 409:
                 raise
         name = shared["metadata"]["name"]
-        self.core.patch_namespaced_secret(
-            name, namespace, {"stringData": shared["stringData"]}, _request_timeout=REQUEST_TIMEOUT
-        )
+        patch = {key: shared[key] for key in ("data", "stringData") if key in shared}  # data: removals
+        self.core.patch_namespaced_secret(name, namespace, patch, _request_timeout=REQUEST_TIMEOUT)
         return False
 
     def patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> None:

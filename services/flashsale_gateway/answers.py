@@ -75,7 +75,15 @@ TOO_LARGE: Final = error(413, "payload_too_large", "the body is larger than a bu
 MISSING_TOKEN: Final = error(401, "unauthorized", "missing bearer token")
 INVALID_TOKEN: Final = {
     reason: error(401, "unauthorized", reason)
-    for reason in ("malformed token", "bad signature", "expired token", "invalid token")
+    for reason in (
+        "malformed token",
+        "bad signature",
+        "expired token",
+        "invalid token",
+        "not a payment credential",
+        "malformed payment credential",
+        "expired payment credential",
+    )
 }
 
 
