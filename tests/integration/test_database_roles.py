@@ -63,7 +63,6 @@ DESTRUCTIVE = (
     "DELETE FROM orders",
     "DELETE FROM sales",
     "CREATE TABLE my_own (x int)",
-    "GRANT ALL ON orders TO PUBLIC",
 )
 
 
