@@ -40,7 +40,9 @@ ERROR_CODES: Final = {
     503: "unavailable",
 }
 _bearer = HTTPBearer(
-    auto_error=False, description="a user token from the shop's login: `v1.<user>.<exp>.<sig>`"
+    auto_error=False,
+    description="a user token from the shop's login, `v1.<user>.<exp>.<sig>`; on the pay route only the"
+    " shop's payment service's credential, `p1.<namespace/name>.<exp>.<sig>`",
 )
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
