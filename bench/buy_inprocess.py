@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = _open_sale(platform, tuned=not args.default_gc)
         per_client = args.buys // args.concurrency
         users = [f"buyer-{i}" for i in range((per_client + WARMUP_PER_CLIENT) * args.concurrency)]
-        key = os.environ["FLASHSALE_USER_TOKEN_KEY"].encode()
+        key = os.environ["FLASHSALE_SALE_TOKEN_KEY"].encode()
         headers = [f"Bearer {token}".encode() for token in tokens.mint_many(key, users)]
         print(uvloop.run(_drive(app, headers, args.concurrency, per_client, args.profile)))
     finally:
@@ -81,7 +81,9 @@ def _open_sale(platform: LocalPlatform, *, tuned: bool) -> Any:
     os.environ.update({
         "FLASHSALE_PRODUCT_SKU": "BENCH-1", "FLASHSALE_PRODUCT_NAME": "Benchmark unit",
         "FLASHSALE_PRODUCT_PRICE": "9.99", "FLASHSALE_PRODUCT_CURRENCY": "EUR",
-        "FLASHSALE_USER_TOKEN_KEY": secrets.token_urlsafe(32),
+        # The sale's keys as the operator derives them from the platform's (tokens.sale_token_key).
+        "FLASHSALE_SALE_TOKEN_KEY": tokens.sale_token_key(secrets.token_bytes(32), f"bench/{sale_id}"),
+        "FLASHSALE_SALE_PAYMENT_KEY": tokens.sale_payment_key(secrets.token_bytes(32), f"bench/{sale_id}"),
         "FLASHSALE_ORDER_PATH_KEY": secrets.token_urlsafe(32),
         "FLASHSALE_ADMISSION_RATE": str(NO_SHEDDING), "FLASHSALE_ADMISSION_BURST": str(NO_SHEDDING),
         "FLASHSALE_ADMIN_PORT": str(platform.reserve_port()),  # the lifespan binds it

@@ -37,6 +37,7 @@ from flashsale_dev import faults
 from flashsale_dev.flashsales import sale_spec
 from flashsale_dev.shoppers import buy, buy_one_at_a_time
 from flashsale_dev.waiting import wait_for
+from flashsale_sale import tokens
 from flashsale_sale.contract import consumer_group, topic_name
 from flashsale_sale.lag import GroupLag
 
@@ -214,8 +215,9 @@ class ScaleUp:
     def _buy(self, users: list[str], *, one_at_a_time: bool = False) -> None:
         """One at a time: a Kafka message per buyer, so the lag is the number of buyers (buyers at
         once share messages: a gateway publishes one per event-loop tick)."""
-        key = self.scenario.user_token_key
-        assert key is not None, "the operator is installed first"
+        platform_key = self.scenario.user_token_key
+        assert platform_key is not None, "the operator is installed first"
+        key = tokens.sale_token_key(platform_key.encode(), f"{self.scenario.namespace}/{SALE}")  # the sale's
         answers = (buy_one_at_a_time if one_at_a_time else buy)(self._url, key, users)
         if answers.count(202) != len(users):
             raise RuntimeError(f"not every buyer got a 202: {sorted(set(answers))}")

@@ -65,7 +65,10 @@ class BenchSale:
         self.sale_id = new_sale_id("buy")
         self.keys = SaleKeys(self.sale_id)
         self.stock = stock
-        self.user_key = secrets.token_urlsafe(32).encode()
+        # The sale's keys, derived as the operator derives them (tokens.sale_token_key): a gateway
+        # verifies with a derived key exactly as with any other 43-character key.
+        sale = f"bench/{self.sale_id}"
+        self.user_key = tokens.sale_token_key(secrets.token_bytes(32), sale).encode()
         self.port = platform.reserve_port()
         self.admin_port = platform.reserve_port()  # /metrics: never on the public port
         env = {
@@ -75,7 +78,8 @@ class BenchSale:
             "FLASHSALE_PRODUCT_NAME": "Benchmark unit",
             "FLASHSALE_PRODUCT_PRICE": "9.99",
             "FLASHSALE_PRODUCT_CURRENCY": "EUR",
-            "FLASHSALE_USER_TOKEN_KEY": self.user_key.decode(),
+            "FLASHSALE_SALE_TOKEN_KEY": self.user_key.decode(),
+            "FLASHSALE_SALE_PAYMENT_KEY": tokens.sale_payment_key(secrets.token_bytes(32), sale),
             "FLASHSALE_ORDER_PATH_KEY": secrets.token_urlsafe(32),
             "FLASHSALE_ADMISSION_RATE": str(NO_SHEDDING),
             "FLASHSALE_ADMISSION_BURST": str(NO_SHEDDING),

@@ -3,9 +3,12 @@ isolation a tenant's sale may ask for (the allow-list, isolation.py).
 
 It comes from the operator's namespace, never from a sale: a ConfigMap given as environment
 (`FLASHSALE_OPERATOR_*`) and a Secret mounted as files named like the variables in
-`FLASHSALE_OPERATOR_SECRETS_DIR` (the database URL, the platform-wide user-token key). The operator
-copies what the sale's pods need into each sale's own Secret (pods mount Secrets only from their own
-namespace), so it never needs to read any Secret through the API.
+`FLASHSALE_OPERATOR_SECRETS_DIR` (the database URLs, the platform's user-token and payment keys). The
+operator writes what the sale's pods need into each sale's own Secret (pods mount Secrets only from
+their own namespace), so it never needs to read any Secret through the API: the sale's keys DERIVED
+from the platform's (never the platform's keys themselves), and the gateway's and the consumer's own
+database URLs (each PostgreSQL role granted only what that process does; `database_url` is the
+operator's own, the schema's owner, for the migration and the prewarm).
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class OperatorConfig(BaseSettings):
     kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
     database_url: Annotated[SecretStr, Field(min_length=1)]
     user_token_key: Annotated[SecretStr, Field(min_length=16)]
+    payment_key: Annotated[SecretStr, Field(min_length=16)]  # the platform's: derives each sale's
+    gateway_database_url: Annotated[SecretStr, Field(min_length=1)]  # a login in role flashsale_gateway
+    consumer_database_url: Annotated[SecretStr, Field(min_length=1)]  # a login in role flashsale_consumer
 
     gateway_image: str = "flashsale/gateway:0.1.0"
     consumer_image: str = "flashsale/consumer:0.1.0"

@@ -136,7 +136,9 @@ class Kube:
 
     def create_or_patch_secret(self, created: dict[str, Any], shared: dict[str, Any], uid: str) -> bool:
         """Creates `created` (True), or when it exists and is the sale's patches in `shared` only
-        (False); raises ForeignObject (nothing written) when it exists and is not the sale's."""
+        (False); raises ForeignObject (nothing written) when it exists and is not the sale's.
+
+        `shared`'s `data` may name entries to remove (null values); `stringData` sets the others."""
         namespace = created["metadata"]["namespace"]
         try:
             self.core.create_namespaced_secret(namespace, created, _request_timeout=REQUEST_TIMEOUT)
@@ -162,6 +164,11 @@ class Kube:
             if error.status == 422:
                 raise ForeignObject(Conflict("Secret", name, UNREAD_HOLDER)) from None
             raise
+        removals = {key: None for key, value in (shared.get("data") or {}).items() if value is None}
+        if removals:  # entries earlier versions wrote; the Secret was just proven the sale's
+            self.core.patch_namespaced_secret(
+                name, namespace, {"data": removals}, _request_timeout=REQUEST_TIMEOUT
+            )
         return False
 
     def patch_status(self, name: str, namespace: str, status: dict[str, Any]) -> None:

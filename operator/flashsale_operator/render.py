@@ -7,10 +7,17 @@ the golden files in tests/unit/golden/operator/ show every one for an example sa
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any
 
 from flashsale_operator.config import OperatorConfig
-from flashsale_operator.render_env import CONFIG_HASH_ANNOTATION, SECRETS_DIR, rfc3339, secret_values
+from flashsale_operator.render_env import (
+    CONFIG_HASH_ANNOTATION,
+    ORDER_PATH_KEY,
+    RETIRED_ENTRIES,
+    SECRETS_DIR,
+    rfc3339,
+    secret_values,
+)
 from flashsale_operator.render_kafka import broker_children
 from flashsale_operator.render_keda import scaled_object
 from flashsale_operator.render_meta import (
@@ -51,27 +58,29 @@ __all__ = [
     "scaled_object",
 ]
 
-ORDER_PATH_KEY: Final = "FLASHSALE_ORDER_PATH_KEY"
-
 
 def sale_secret(ref: SaleRef, config: OperatorConfig, *, order_path_key: str | None) -> dict[str, Any]:
-    """`<sale>-secrets`: the platform's shared entries, and the sale's own order-path key when given.
+    """`<sale>-secrets`: the platform's entries for this sale, and its own order-path key when given.
 
-    The caller creates the Secret once with a fresh key, then patches only the shared entries (a
+    The caller creates the Secret once with a fresh key, then patches only the platform's entries (a
     merge patch of `stringData` leaves the key alone): the key must never change while the sale lives,
     since it derives the secret order path. (Not server-side apply under one field manager: applying
-    without a key that manager applied before would remove it.)
+    without a key that manager applied before would remove it.) The patch (no order-path key) also
+    removes the entries earlier versions wrote (`data: {name: null}`), the platform's key among them.
     """
-    values = secret_values(config)
-    if order_path_key is not None:
-        values[ORDER_PATH_KEY] = order_path_key
-    return {
+    values = secret_values(ref, config)
+    secret: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata(ref, child_name(ref, "secrets"), "secrets"),
         "type": "Opaque",
-        "stringData": values,
     }
+    if order_path_key is not None:
+        values[ORDER_PATH_KEY] = order_path_key
+    else:
+        secret["data"] = dict.fromkeys(RETIRED_ENTRIES)
+    secret["stringData"] = values
+    return secret
 
 
 def children(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig) -> list[dict[str, Any]]:

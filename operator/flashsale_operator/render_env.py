@@ -2,8 +2,8 @@
 
 The names are the fields of flashsale_sale.settings (GatewaySettings, ConsumerSettings); the unit
 tests load the settings from what is rendered here, so a renamed field fails a test, not a sale.
-Secrets (the keys, the database URL) are never in the environment: they are files of the sale's
-Secret, mounted at SECRETS_DIR.
+Secrets (the keys, the database URLs) are never in the environment: they are files of the sale's
+Secret, mounted at SECRETS_DIR, each container getting only its own entries (`secret_items`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_meta import SaleRef
 from flashsale_operator.spec import FlashSaleSpec
+from flashsale_sale import tokens
 from flashsale_sale.contract import consumer_group, topic_name
 
 SECRETS_DIR: Final = "/var/run/secrets/flashsale"
@@ -102,21 +103,59 @@ def container_env(settings: dict[str, str]) -> list[dict[str, Any]]:
     return env
 
 
-def secret_values(config: OperatorConfig) -> dict[str, str]:
-    """The platform-wide entries of every sale's Secret (the sale's own order-path key aside)."""
+# The sale Secret's entries each container mounts, and the file name it reads each from. The gateway's
+# and the consumer's database URLs are both FLASHSALE_DATABASE_URL to the process that reads one.
+SALE_TOKEN_KEY: Final = "FLASHSALE_SALE_TOKEN_KEY"  # noqa: S105 - an entry name
+SALE_PAYMENT_KEY: Final = "FLASHSALE_SALE_PAYMENT_KEY"
+GATEWAY_DATABASE_URL: Final = "FLASHSALE_GATEWAY_DATABASE_URL"
+CONSUMER_DATABASE_URL: Final = "FLASHSALE_CONSUMER_DATABASE_URL"
+ORDER_PATH_KEY: Final = "FLASHSALE_ORDER_PATH_KEY"
+_MOUNTED: Final = {
+    "gateway": {
+        SALE_TOKEN_KEY: SALE_TOKEN_KEY,
+        SALE_PAYMENT_KEY: SALE_PAYMENT_KEY,
+        ORDER_PATH_KEY: ORDER_PATH_KEY,
+        GATEWAY_DATABASE_URL: "FLASHSALE_DATABASE_URL",
+    },
+    "consumer": {CONSUMER_DATABASE_URL: "FLASHSALE_DATABASE_URL"},
+}
+# Entries earlier versions wrote (the platform's user-token key itself, one database URL for all): a
+# refresh of an existing sale's Secret removes them.
+RETIRED_ENTRIES: Final = ("FLASHSALE_USER_TOKEN_KEY", "FLASHSALE_DATABASE_URL")
+
+
+def secret_values(ref: SaleRef, config: OperatorConfig) -> dict[str, str]:
+    """The platform's entries of the sale's Secret (the sale's own order-path key aside): the sale's
+    keys derived from the platform's and its `namespace/name`, never the platform's keys."""
+    sale = f"{ref.namespace}/{ref.name}"
     return {
-        "FLASHSALE_USER_TOKEN_KEY": config.user_token_key.get_secret_value(),
-        "FLASHSALE_DATABASE_URL": config.database_url.get_secret_value(),
+        SALE_TOKEN_KEY: tokens.sale_token_key(config.user_token_key.get_secret_value().encode(), sale),
+        SALE_PAYMENT_KEY: tokens.sale_payment_key(config.payment_key.get_secret_value().encode(), sale),
+        GATEWAY_DATABASE_URL: config.gateway_database_url.get_secret_value(),
+        CONSUMER_DATABASE_URL: config.consumer_database_url.get_secret_value(),
     }
 
 
-def config_hash(env: list[dict[str, Any]], config: OperatorConfig) -> str:
-    """Changes when the env or the shared Secret's content does, so the Deployment rolls its pods.
+def secret_items(component: str) -> list[dict[str, str]]:
+    """The Secret volume's `items` of a component: its own entries only, as the files it reads."""
+    return [{"key": key, "path": path} for key, path in _MOUNTED[component].items()]
 
-    The processes read their secret files once at start, so a new database URL or token key needs new
-    pods. An HMAC keyed by the user-token key rather than a bare sha256: the annotation is readable by
-    anyone who may read Deployments, and a database password must not be guessable offline from it.
+
+def config_hash(env: list[dict[str, Any]], config: OperatorConfig) -> str:
+    """Changes when the env or the platform's secrets do, so the Deployment rolls its pods.
+
+    The processes read their secret files once at start, so a new database URL or key needs new pods.
+    The sale's keys are functions of the platform's and of the sale's name (fixed for a Deployment),
+    so hashing the platform's values is enough. An HMAC keyed by the user-token key rather than a bare
+    sha256: the annotation is readable by anyone who may read Deployments, and a database password
+    must not be guessable offline from it.
     """
-    payload = json.dumps({"env": env, "secrets": secret_values(config)}, sort_keys=True).encode()
+    secrets = {
+        "user_token_key": config.user_token_key.get_secret_value(),
+        "payment_key": config.payment_key.get_secret_value(),
+        "gateway_database_url": config.gateway_database_url.get_secret_value(),
+        "consumer_database_url": config.consumer_database_url.get_secret_value(),
+    }
+    payload = json.dumps({"env": env, "secrets": secrets}, sort_keys=True).encode()
     key = config.user_token_key.get_secret_value().encode()
     return hmac.new(key, payload, hashlib.sha256).hexdigest()[:16]

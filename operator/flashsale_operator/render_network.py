@@ -182,7 +182,9 @@ def network_policies(
     redis = redis_endpoints(config.redis_url)
     kafka = [] if dedicated else kafka_endpoints(config.kafka_bootstrap_servers)
     broker = [dedicated_broker_rule(ref)] if dedicated else []
-    postgres = postgres_endpoints(config.database_url.get_secret_value())
+    # Each process reaches PostgreSQL where its own login points (the owner's URL is the operator's).
+    gateway_postgres = postgres_endpoints(config.gateway_database_url.get_secret_value())
+    consumer_postgres = postgres_endpoints(config.consumer_database_url.get_secret_value())
     policies = [
         _policy(ref, "default-deny", sale_pods(ref), [], []),
         _policy(
@@ -190,14 +192,14 @@ def network_policies(
             "allow-gateway",
             selector(ref, "gateway"),
             [_from_anywhere(GATEWAY_PORT), _scrapes(config, ADMIN_PORT)],
-            _egress(redis + kafka + postgres, broker),
+            _egress(redis + kafka + gateway_postgres, broker),
         ),
         _policy(
             ref,
             "allow-consumer",
             selector(ref, "consumer"),
             [_scrapes(config, METRICS_PORT)],
-            _egress(redis + kafka + postgres, broker),
+            _egress(redis + kafka + consumer_postgres, broker),
         ),
     ]
     if dedicated:

@@ -21,6 +21,7 @@ from flashsale_operator.render_env import (
     consumer_settings,
     container_env,
     gateway_settings,
+    secret_items,
 )
 from flashsale_operator.render_meta import SaleRef, child_name, labels, metadata, selector
 from flashsale_operator.spec import FlashSaleSpec, Isolation
@@ -121,7 +122,13 @@ def _pod_template(
             "volumes": [
                 {
                     "name": _SALE_VOLUME,
-                    "secret": {"secretName": child_name(ref, "secrets"), "defaultMode": 0o400},
+                    # Only this component's entries: the gateway never sees the consumer's
+                    # database URL, nor the consumer any key.
+                    "secret": {
+                        "secretName": child_name(ref, "secrets"),
+                        "defaultMode": 0o400,
+                        "items": secret_items(component),
+                    },
                 }
             ],
         },

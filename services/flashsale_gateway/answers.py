@@ -79,7 +79,15 @@ INTERNAL: Final = error(500, "internal", "internal error")  # a bug, never an an
 MISSING_TOKEN: Final = error(401, "unauthorized", "missing bearer token")
 INVALID_TOKEN: Final = {
     reason: error(401, "unauthorized", reason)
-    for reason in ("malformed token", "bad signature", "expired token", "invalid token")
+    for reason in (
+        "malformed token",
+        "bad signature",
+        "expired token",
+        "invalid token",
+        "not a payment credential",
+        "malformed payment credential",
+        "expired payment credential",
+    )
 }
 
 

@@ -31,6 +31,7 @@ from flashsale_sale import tokens
 ERROR_CODES: Final = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -39,7 +40,9 @@ ERROR_CODES: Final = {
     503: "unavailable",
 }
 _bearer = HTTPBearer(
-    auto_error=False, description="a user token from the shop's login: `v1.<user>.<exp>.<sig>`"
+    auto_error=False,
+    description="a user token from the shop's login, `v1.<user>.<exp>.<sig>`; on the pay route only the"
+    " shop's payment service's credential, `p1.<namespace/name>.<exp>.<sig>`",
 )
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
 
@@ -186,20 +189,22 @@ def build_api(runtime: Runtime, hot: HotRoutes) -> FastAPI:
     @app.post(
         "/api/orders/{reservationId}/pay",
         response_model=schemas.Payment,
-        summary="Pay an order (its owner's token; in production the shop's payment service calls it)",
+        summary="Pay an order: the shop's payment service only (its credential `p1.<ns/name>.<exp>.<sig>`)",
         responses={
-            401: _error("missing or invalid token"),
-            404: _error("no such order for this user"),
+            401: _error("missing or invalid payment credential (or another sale's)"),
+            403: _error("a user token: shoppers cannot mark orders paid"),
+            404: _error("no such order in this sale"),
             409: _error("`expired`, or `not_ordered_yet` (with Retry-After)", retry_after=False),
             503: _error("the stores cannot answer right now"),
         },
     )
     async def pay(reservationId: str, credentials: Bearer = None) -> Response:
-        user = _owner(runtime, credentials)
-        if isinstance(user, Answer):
-            return _to_response(user)
+        credential = None if credentials is None else credentials.credentials
+        refused = payment.authorize(runtime.payment_key, runtime.user_token_key, credential)
+        if refused is not None:
+            return _to_response(refused)
         try:
-            outcome = await runtime.pay(reservationId, user)
+            outcome = await runtime.pay(reservationId)
         except LookupUnavailable:
             return _to_response(answers.UNAVAILABLE)
         return _to_response(payment.answer(outcome, reservationId))

@@ -2,7 +2,8 @@
 
     flashsale gateway            serve one sale's gateway (settings: FLASHSALE_* environment)
     flashsale consumer           turn one sale's reservations into orders
-    flashsale token --user U     mint user tokens, one per line, in the order given
+    flashsale token --sale NS/N --user U     mint the sale's user tokens, one per line, in order
+    flashsale token --payment --sale NS/N    mint the sale's payment-service credential
     flashsale migrate            create or upgrade the database schema (idempotent)
     flashsale prewarm --sale S   build the sale's gate, or rebuild it from the record after a loss
     flashsale reconcile --sale S prove every unit is counted once (exit 1 and a diff if not)
@@ -20,6 +21,9 @@ from collections.abc import Sequence
 
 from flashsale_sale import cli_ops, tokens
 
+USER_TOKEN_KEY_ENV = "FLASHSALE_USER_TOKEN_KEY"  # noqa: S105 - a variable name; `make up` exports it
+PAYMENT_KEY_ENV = "FLASHSALE_PAYMENT_KEY"  # the platform's payment key
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
@@ -36,11 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     consumer = commands.add_parser("consumer", help="turn one sale's reservations into orders")
     consumer.set_defaults(run=_consumer)
 
-    token = commands.add_parser("token", help="mint user tokens, one per line, in the order given")
+    token = commands.add_parser(
+        "token", help="mint a sale's user tokens (one per line, in order) or its payment credential"
+    )
+    token.add_argument("--sale", help="NAMESPACE/NAME of the FlashSale the tokens are for (required)")
     token.add_argument("--user", action="append", default=[], help="a user id (repeatable)")
     token.add_argument("--users-file", help="more user ids, one per line ('-' for stdin)")
+    token.add_argument("--payment", action="store_true", help="the sale's payment-service credential instead")
     token.add_argument("--ttl", type=int, default=tokens.DEFAULT_TTL_SECONDS, help="lifetime in seconds")
-    token.add_argument("--key", help="the signing key (default: FLASHSALE_USER_TOKEN_KEY)")
+    token.add_argument(
+        "--key",
+        help="the PLATFORM key the sale's key is derived from"
+        f" (default: {USER_TOKEN_KEY_ENV}, with --payment {PAYMENT_KEY_ENV})",
+    )
     token.set_defaults(run=_token)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
@@ -66,24 +78,41 @@ def _consumer(_: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    key = args.key or os.environ.get("FLASHSALE_USER_TOKEN_KEY", "")
-    if not key:
-        print("flashsale token: no key (--key or FLASHSALE_USER_TOKEN_KEY)", file=sys.stderr)
-        return 2
+    if not args.sale:
+        return _refuse("no sale (--sale NAMESPACE/NAME: tokens are signed with that sale's own key)")
+    variable = PAYMENT_KEY_ENV if args.payment else USER_TOKEN_KEY_ENV
+    platform_key = (args.key or os.environ.get(variable, "")).encode()
+    if not platform_key:
+        return _refuse(f"no key (--key or {variable})")
+    try:
+        if args.payment:
+            if args.user or args.users_file:
+                return _refuse("--payment mints the sale's payment credential, for no user")
+            key = tokens.sale_payment_key(platform_key, args.sale)
+            minted = [tokens.mint_payment(key.encode(), args.sale, args.ttl)]
+        else:
+            users = _users(args)
+            if not users:
+                return _refuse("no user (--user U or --users-file F)")
+            key = tokens.sale_token_key(platform_key, args.sale)
+            minted = tokens.mint_many(key.encode(), users, args.ttl)
+    except ValueError as error:
+        return _refuse(str(error))
+    sys.stdout.write("\n".join(minted) + "\n")
+    return 0
+
+
+def _users(args: argparse.Namespace) -> list[str]:
     users = list(args.user)
     if args.users_file:
         with open(args.users_file if args.users_file != "-" else 0, encoding="utf-8") as lines:
             users.extend(line.strip() for line in lines if line.strip())
-    if not users:
-        print("flashsale token: no user (--user U or --users-file F)", file=sys.stderr)
-        return 2
-    try:
-        minted = tokens.mint_many(key.encode(), users, args.ttl)
-    except ValueError as error:
-        print(f"flashsale token: {error}", file=sys.stderr)
-        return 2
-    sys.stdout.write("\n".join(minted) + "\n")
-    return 0
+    return users
+
+
+def _refuse(problem: str) -> int:
+    print(f"flashsale token: {problem}", file=sys.stderr)
+    return 2
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -55,9 +55,45 @@ MIGRATIONS: Final[tuple[str, ...]] = (
 
 _LOCK_ID: Final = 0x666C617368  # "flash": one migrator at a time, whatever the number of replicas
 
+# The processes' group roles (NOLOGIN): the platform creates a login in each (`CREATE ROLE ... LOGIN
+# PASSWORD ... IN ROLE flashsale_gateway`) and gives the operator its URL. Each is granted exactly
+# the statements its process runs below; neither owns anything, so neither can ALTER, DROP or
+# TRUNCATE a table, and neither has DELETE. The schema's owner (who runs `flashsale migrate`, and the
+# operator's prewarm) keeps everything else.
+GATEWAY_ROLE: Final = "flashsale_gateway"
+CONSUMER_ROLE: Final = "flashsale_consumer"
+ROLES: Final = (GATEWAY_ROLE, CONSUMER_ROLE)
+_CREATE_ROLE: Final = """
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN
+        CREATE ROLE {role} NOLOGIN;
+    END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;  -- another database's migrator won
+END $$
+"""
+GRANTS: Final = f"""
+DO $$ BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO {GATEWAY_ROLE}, {CONSUMER_ROLE}', current_schema());
+END $$;
+-- The gateway: the order view (ORDER_BY_RESERVATION) and the payment (PAY_ORDER); no INSERT.
+GRANT SELECT ON orders TO {GATEWAY_ROLE};
+GRANT UPDATE (state, paid_at) ON orders TO {GATEWAY_ROLE};
+-- The consumer: its schema check, the sale's row (ENSURE_SALE), a batch of orders (INSERT_ORDERS),
+-- settlement (EXPIRE_DUE, RETURNS_DUE, MARK_RETURNED), recovery and reconciliation (SELECTs). An
+-- order is inserted 'ordered' (the state column's default): never 'paid' by the consumer.
+GRANT SELECT ON flashsale_schema, sales, stock_ledger, orders TO {CONSUMER_ROLE};
+GRANT INSERT ON sales, stock_ledger TO {CONSUMER_ROLE};
+GRANT UPDATE (per_user_limit) ON sales TO {CONSUMER_ROLE};
+GRANT UPDATE (remaining) ON stock_ledger TO {CONSUMER_ROLE};
+GRANT INSERT (reservation_id, sale_id, user_id, quantity, reserved_at, expires_at)
+    ON orders TO {CONSUMER_ROLE};
+GRANT UPDATE (state, expired_at, returned_at) ON orders TO {CONSUMER_ROLE};
+"""
+
 
 def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> list[int]:
-    """Bring the schema up to date; idempotent and safe to run from several processes at once.
+    """Bring the schema up to date and grant the processes' roles (created when missing: this needs
+    CREATEROLE the first time); idempotent and safe to run from several processes at once.
 
     Returns the versions applied by this call (empty when already current).
     """
@@ -75,6 +111,9 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> list[int]:
                 conn.execute(statements)
                 conn.execute("INSERT INTO flashsale_schema (version) VALUES (%s)", (version,))
                 applied.append(version)
+        for role in ROLES:
+            conn.execute(_CREATE_ROLE.format(role=role).encode())
+        conn.execute(GRANTS.encode())
     return applied
 
 
@@ -131,17 +170,18 @@ AND sale_id = %(sale)s
 
 # ---- settlement (docs/settlement.md) ----
 
-# Payment: a conditional UPDATE on the order's row, so it and the expiry cannot both win; the deadline
-# (the database's clock) is the arbiter, whether the expiry has run yet or not. The SELECT reads the row
-# as it was before this statement: `paid_now` says whether this call paid it.
+# Payment (by the shop's payment service, for any order of the sale): a conditional UPDATE on the
+# order's row, so it and the expiry cannot both win; the deadline (the database's clock) is the arbiter,
+# whether the expiry has run yet or not. The SELECT reads the row as it was before this statement:
+# `paid_now` says whether this call paid it.
 PAY_ORDER: Final = """
 WITH paid AS (
     UPDATE orders SET state = 'paid', paid_at = now()
-    WHERE reservation_id = %(reservation)s AND sale_id = %(sale)s AND user_id = %(user)s
+    WHERE reservation_id = %(reservation)s AND sale_id = %(sale)s
       AND state = 'ordered' AND expires_at > now()
     RETURNING reservation_id
 )
-SELECT (SELECT count(*) FROM paid) AS paid_now, user_id, state, expires_at <= now() AS past_deadline
+SELECT (SELECT count(*) FROM paid) AS paid_now, state, expires_at <= now() AS past_deadline
 FROM orders WHERE reservation_id = %(reservation)s AND sale_id = %(sale)s
 """
 

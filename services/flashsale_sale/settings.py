@@ -1,7 +1,7 @@
 """The settings of a sale's processes: environment variables `FLASHSALE_*`, secrets also from files.
 
 This is what the operator renders into the gateway and consumer Deployments. Secrets (the keys, the
-database URL) may come from files named like the variable (`FLASHSALE_USER_TOKEN_KEY`, ...) in the
+database URL) may come from files named like the variable (`FLASHSALE_SALE_TOKEN_KEY`, ...) in the
 directory `FLASHSALE_SECRETS_DIR` names, as a mounted Secret gives them. Invalid settings stop the
 process at start with one line per problem (`load` below).
 """
@@ -74,7 +74,10 @@ class GatewaySettings(SaleSettings):
     product_description: Annotated[str, Field(max_length=4000)] = ""
     product_image_url: Annotated[str, Field(max_length=2000)] = ""
 
-    user_token_key: Key  # platform-wide, shared with the shop's login service
+    # The sale's own keys, never the platform's (tokens.sale_token_key / sale_payment_key of the
+    # platform keys and the sale's namespace/name): a leaked one mints for this sale alone.
+    sale_token_key: Key  # verifies the shoppers' user tokens
+    sale_payment_key: Key  # verifies the shop's payment-service credential (the pay route)
     order_path_key: Key  # the sale's own: derives the secret order path
 
     admission_rate: Annotated[float, Field(gt=0)] = 20_000.0  # admitted buy attempts/s, this replica

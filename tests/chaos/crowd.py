@@ -112,6 +112,7 @@ class Crowd:
 
     async def _shop(self, path: str) -> None:
         tokens = {user: self.sale.token(user) for user in self.users}
+        payer = self.sale.payment_credential()  # the shop's payment service pays for the shoppers
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         slots = asyncio.Semaphore(self.concurrency)
         give_up = time.monotonic() + self.deadline
@@ -132,7 +133,7 @@ class Crowd:
                         self.final[user] = reply
                         if reply.status in DEFINITIVE:
                             if reply.status == 202 and reply.reservation and self.pay_on_accept:
-                                await self._pay(client, gateway, tokens[user], reply.reservation, give_up)
+                                await self._pay(client, gateway, payer, reply.reservation, give_up)
                             return
                         if reply.status != NO_ANSWER and reply.status not in self.retry_on:
                             self.unexpected.append(reply)
@@ -180,8 +181,9 @@ PAID, EXPIRED = "paid", "expired"  # the two final outcomes of a payment
 
 
 async def pay(client: httpx.AsyncClient, gateway: Gateway, token: str, reservation: str) -> str:
-    """The shop's payment service paying one order for its owner: PAID, EXPIRED, or what else was said
-    (`not_ordered_yet` while the consumers have not written the order, `not_found`, a status, ...)."""
+    """The shop's payment service (`token`: its credential) paying one order for its owner: PAID,
+    EXPIRED, or what else was said (`not_ordered_yet` while the consumers have not written the
+    order, `not_found`, a status, ...)."""
     try:
         answer = await client.post(
             f"{gateway.url}/api/orders/{reservation}/pay", headers={"Authorization": f"Bearer {token}"}

@@ -127,7 +127,7 @@ async def _pay_all(
 
         async def one(index: int, reservation: str, user: str) -> tuple[str, str]:
             await asyncio.sleep(max(0.0, when.get(reservation, 0.0) - time.time()))  # its moment
-            token = sale.token(user)
+            token = sale.payment_credential()  # the shop's payment service, paying for `user`
             give_up = time.monotonic() + 120
             while True:
                 outcome = await pay(client, gateways[index % len(gateways)], token, reservation)

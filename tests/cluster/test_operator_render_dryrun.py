@@ -35,6 +35,9 @@ CONFIG = OperatorConfig(
     kafka_bootstrap_servers="127.0.0.1:9092,kafka.middleware.svc:9093",
     database_url="postgresql://flashsale:pw@127.0.0.1:5432/flashsale",  # type: ignore[arg-type]
     user_token_key="platform-user-token-key-0123456789",  # type: ignore[arg-type]
+    payment_key="platform-payment-key-0123456789",  # type: ignore[arg-type]
+    gateway_database_url="postgresql://sale_gateway:gw@127.0.0.1:5432/flashsale",  # type: ignore[arg-type]
+    consumer_database_url="postgresql://sale_consumer:co@127.0.0.1:5432/flashsale",  # type: ignore[arg-type]
 )
 
 

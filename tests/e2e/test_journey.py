@@ -36,6 +36,7 @@ def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
     try:
         exports = shell("make -s up", base)
         assert "export FLASHSALE_USER_TOKEN_KEY=" in exports
+        assert "export FLASHSALE_PAYMENT_KEY=" in exports
         env = dict(base)
         for line in shell(f"{exports}\nenv -0", base, None).split("\0"):
             if "=" in line:
@@ -53,15 +54,21 @@ def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
             lambda: status() if status().get("phase") == "Live" else None, timeout=240, what="Live"
         )
         url = str(live["gateway"]["url"])
+        sale = "{metadata[namespace]}/{metadata[name]}".format_map(
+            json.loads(shell("kubectl get fsale summer-drop -o json", env))
+        )
         users = "\n".join(f"journey-{i}" for i in range(SHOPPERS))
-        tokens = shell(".venv/bin/flashsale token --users-file -", env, users).split()
+        tokens = shell(f".venv/bin/flashsale token --sale {sale} --users-file -", env, users).split()
         order_path = httpx.get(f"{url}/api/status", timeout=30).json()["orderPath"]
-        answers = [
-            httpx.post(f"{url}{order_path}", headers={"Authorization": f"Bearer {t}"}, timeout=30).status_code
+        replies = [
+            httpx.post(f"{url}{order_path}", headers={"Authorization": f"Bearer {t}"}, timeout=30)
             for t in tokens
         ]
+        answers = [reply.status_code for reply in replies]
         assert answers.count(202) == STOCK
         assert set(answers) == {202, 410}
+        reservation = replies[answers.index(202)].json()["reservationId"]
+        shopper_token = tokens[answers.index(202)]  # whose order it is
 
         wait_for(lambda: status().get("phase") == "SoldOut", timeout=120, what="SoldOut")
         table = shell("kubectl get fsale", env)
@@ -74,6 +81,15 @@ def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
             return int(row[0]) if row else 0
 
         wait_for(lambda: orders() == STOCK, timeout=120, what="every reservation an order in PostgreSQL")
+        # The shop's payment service pays it with the sale's payment credential; the shopper cannot.
+        payer = shell(f".venv/bin/flashsale token --payment --sale {sale}", env).strip()
+        pay = f"{url}/api/orders/{reservation}/pay"
+        assert (
+            httpx.post(pay, headers={"Authorization": f"Bearer {shopper_token}"}, timeout=30).status_code
+            == 403
+        )
+        paid = httpx.post(pay, headers={"Authorization": f"Bearer {payer}"}, timeout=30)
+        assert (paid.status_code, paid.json()["state"]) == (200, "paid")
         shell("kubectl delete fsale summer-drop --timeout=180s", env)
         assert orders() == STOCK
     finally:

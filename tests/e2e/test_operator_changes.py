@@ -137,7 +137,8 @@ def test_changing_replicas_limits_and_the_end_of_a_live_sale_rolls_out_without_l
         "FLASHSALE_USER_RATE_SECONDS": "2.5",
     }
 
-    with Crowd(live["gateway"]["url"], flashsale_operator.user_token_key.encode(), name="rolling",
+    key = flashsale_operator.sale_key(namespace, "rolling").encode()
+    with Crowd(live["gateway"]["url"], key, name="rolling",
                per_second=5, most=ROLLOUT_STOCK) as crowd:  # fmt: skip
         wait_for(lambda: len(crowd.reservations()) >= 10, timeout=120, what="the crowd buying")
 
@@ -318,7 +319,8 @@ def test_a_gate_lost_while_live_is_rebuilt_from_the_record_and_the_sale_sells_ex
     redis = platform.redis.client()
     keys = SaleKeys(uid)
 
-    with Crowd(live["gateway"]["url"], flashsale_operator.user_token_key.encode(), name="regate",
+    key = flashsale_operator.sale_key(namespace, "regate").encode()
+    with Crowd(live["gateway"]["url"], key, name="regate",
                per_second=3, most=4 * REBUILD_STOCK) as crowd:  # fmt: skip
         wait_for(lambda: len(crowd.reservations()) >= 20, timeout=120, what="the crowd buying")
 

@@ -82,13 +82,13 @@ def test_a_sold_out_sale_reopens_when_unpaid_stock_comes_back_before_its_end(
                              what="Live and reachable")  # fmt: skip
     url = live["gateway"]["url"]
     users = ["first-0", "first-1", "first-2"]
-    assert buy(url, flashsale_operator.user_token_key, users) == [202, 202, 202]
+    assert buy(url, flashsale_operator.sale_key(namespace, "resale"), users) == [202, 202, 202]
     sales.wait_phase("resale", "SoldOut", timeout=60)
     # Nobody paid: after the payment timeout the units come back, and the same sale sells them again.
     back = sales.wait_status("resale", lambda s: s.get("phase") == "Live" and s["stock"]["remaining"] >= 2,
                              what="Live again with the returned units", timeout=120)  # fmt: skip
     assert back["stock"]["expired"] >= 2
-    assert buy(url, flashsale_operator.user_token_key, ["second-0", "second-1"]) == [202, 202]
+    assert buy(url, flashsale_operator.sale_key(namespace, "resale"), ["second-0", "second-1"]) == [202, 202]
     sales.wait_event_reasons("resale", ("Live", "SoldOut"), ["Live", "SoldOut", "Live"], prefix=True)
     sales.delete("resale")
     wait_for(lambda: not sales.exists("resale"), timeout=180, what="deleted")

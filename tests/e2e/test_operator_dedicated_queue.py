@@ -103,7 +103,7 @@ def test_a_dedicated_queue_sale_sells_its_stock_on_its_own_broker_and_takes_it_a
         what="orderPath",
     )
     users = [f"own-queue-shopper-{i}" for i in range(SHOPPERS)]
-    tokens = mint_many(flashsale_operator.user_token_key.encode(), users)
+    tokens = mint_many(flashsale_operator.sale_key(namespace, NAME).encode(), users)
     answers = asyncio.run(buy_with_tokens(url, tokens, order_path))
     assert answers.count(202) == STOCK
     assert set(answers) <= {202, 409, 410}

@@ -89,7 +89,7 @@ def test_a_kill_at_each_step_of_the_schedule_neither_repeats_nor_skips_it(
     wait_for(
         lambda: operator_restarts(core) > restarts, timeout=180, what=f"the operator killed after {step}"
     )
-    sell_out_and_check(sales, "armed", uid, kill_points.user_token_key, platform)
+    sell_out_and_check(sales, "armed", uid, kill_points.sale_key(namespace, "armed"), platform)
     sales.delete("armed")
     wait_for(lambda: not sales.exists("armed"), timeout=240, what="deleted")
 
@@ -110,7 +110,7 @@ def test_a_kill_right_after_scaling_resumes_the_loop_from_the_observed_replicas(
     with faults.ledger_locked(platform.postgres.url(), uid):  # consumers held back: a backlog builds
         # One at a time: a Kafka message each, so the lag is 15 (a gateway publishes one per tick).
         users = [f"s{i}" for i in range(15)]
-        answers = buy_one_at_a_time(live["gateway"]["url"], kill_points.user_token_key, users)
+        answers = buy_one_at_a_time(live["gateway"]["url"], kill_points.sale_key(namespace, "scaled"), users)
         assert answers.count(202) == 15
         wait_for(
             lambda: operator_restarts(core) > restarts, timeout=180, what="the operator killed after scaling"

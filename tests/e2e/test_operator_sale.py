@@ -4,6 +4,7 @@ leaves nothing behind when deleted - through the operator running as a pod with 
 from __future__ import annotations
 
 import asyncio
+import base64
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +34,11 @@ def shop_pods(core: Any) -> dict[str, tuple[str | None, int]]:
     }
 
 
-def mint_tokens(users: list[str], key: str) -> list[str]:
-    """Tokens from the `flashsale token` console script, as the shop's login service would issue them."""
+def mint_tokens(users: list[str], key: str, sale: str) -> list[str]:
+    """Tokens from the `flashsale token` console script, as the shop's login service would issue them
+    with the platform's key (`key`) for the sale `namespace/name`."""
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("flashsale")), "token", "--users-file", "-"],
+        [str(Path(sys.executable).with_name("flashsale")), "token", "--sale", sale, "--users-file", "-"],
         input="\n".join(users),
         env={"FLASHSALE_USER_TOKEN_KEY": key, "PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -105,6 +107,13 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
     for deployment in ("drop-gateway", "drop-consumer"):
         owners = apps.read_namespaced_deployment(deployment, namespace).metadata.owner_references
         assert [(o.kind, o.uid, o.controller) for o in owners] == [("FlashSale", uid, True)]
+    # The sale's namespace holds its own derived keys and the processes' logins, no platform secret.
+    stored = core.read_namespaced_secret("drop-secrets", namespace).data
+    values = {base64.b64decode(value).decode() for value in stored.values()}
+    assert flashsale_operator.user_token_key not in values
+    assert flashsale_operator.payment_key not in values
+    assert platform.postgres.url() not in values
+    assert flashsale_operator.sale_key(namespace, "drop") in values
     pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/instance=drop").items
     assert pods
     assert {core.read_node(p.spec.node_name).metadata.labels["pool"] for p in pods} == {"flashsale"}
@@ -119,7 +128,9 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
     )
     users = [f"shopper-{i}" for i in range(SHOPPERS)]
     answers = asyncio.run(
-        buy_with_tokens(url, mint_tokens(users, flashsale_operator.user_token_key), order_path)
+        buy_with_tokens(
+            url, mint_tokens(users, flashsale_operator.user_token_key, f"{namespace}/drop"), order_path
+        )
     )
     assert answers.count(202) == STOCK
     assert set(answers) <= {202, 409, 410}

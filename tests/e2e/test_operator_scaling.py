@@ -91,7 +91,7 @@ def test_a_backlog_scales_consumers_up_at_once_capped_and_down_only_after_the_wi
             # One at a time: each reservation is a Kafka message of its own, so the lag is BUYERS
             # (buyers at once share messages: a gateway publishes one per event-loop tick).
             answers = buy_one_at_a_time(
-                url, flashsale_operator.user_token_key, [f"u{i}" for i in range(BUYERS)]
+                url, flashsale_operator.sale_key(namespace, "busy"), [f"u{i}" for i in range(BUYERS)]
             )
             assert answers.count(202) == BUYERS
             up = sales.wait_status("busy", lambda s: (s.get("consumers") or {}).get("replicas") == 3,

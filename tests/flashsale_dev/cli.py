@@ -2,7 +2,8 @@
 
 `up` starts a supervisor (`serve`) detached from the terminal, waits until everything answers
 (with a cluster: until the FlashSale CRD is Established and the operator's pod is Ready) and
-prints `export` lines, among them the platform's FLASHSALE_USER_TOKEN_KEY; the same lines are in
+prints `export` lines, among them the platform's FLASHSALE_USER_TOKEN_KEY and FLASHSALE_PAYMENT_KEY
+(the keys the shop derives each sale's from) and DATABASE_URL (the schema owner's); the same lines are in
 the env file. `down` asks the supervisor to stop (SIGTERM), waits, and removes the state directory.
 The supervisor is the parent of every server, so they die with it even if it is SIGKILLed
 (PR_SET_PDEATHSIG).

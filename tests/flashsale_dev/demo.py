@@ -6,9 +6,9 @@ seconds from now) is applied. The operator does the rest - topic, Secret, gatewa
 Deployments on the tainted flashsale pool behind a `LoadBalancer` Service, the prewarm, the flag at
 the start second, the status - and the demo only watches it: the phases, a pod reaching the gateway
 by its Service's DNS name, the edge caching the static page like a CDN, the crowd buying through
-`status.gateway.url` with tokens signed by the platform's key, Prometheus scraping the gateways, the
-invariants (nothing oversold, no reservation ordered twice, every accepted reservation an order),
-and `kubectl delete fsale` leaving the orders and nothing else.
+`status.gateway.url` with tokens signed by the sale's key (derived from the platform's), Prometheus
+scraping the gateways, the invariants (nothing oversold, no reservation ordered twice, every
+accepted reservation an order), and `kubectl delete fsale` leaving the orders and nothing else.
 """
 
 from __future__ import annotations
@@ -120,7 +120,9 @@ def show_the_cdn(edge: str) -> None:
 
 
 async def crowd(edge: str, order_path: str, user_key: str) -> dict[str, str | None]:
-    """SHOPPERS shoppers click at once, retrying 429/503 as the page does; user -> reservation or None."""
+    """SHOPPERS shoppers click at once, retrying 429/503 as the page does; user -> reservation or None.
+
+    `user_key` is the sale's user-token key (derived from the platform's and the sale's name)."""
     users = [f"shopper-{i}" for i in range(SHOPPERS)]
     minted = tokens.mint_many(user_key.encode(), users)
     slots = asyncio.Semaphore(CONCURRENCY)
@@ -172,7 +174,10 @@ def run_sale(platform: LocalPlatform, cluster: LocalCluster, user_key: str) -> b
             what="the order path at the edge",
         )
         started = time.monotonic()
-        outcome = asyncio.run(crowd(edge, str(order_path), user_key))
+        sale_key = tokens.sale_token_key(
+            user_key.encode(), f"{NAMESPACE}/{sale.name}"
+        )  # as the shop derives it
+        outcome = asyncio.run(crowd(edge, str(order_path), sale_key))
         accepted = {rid: user for user, rid in outcome.items() if rid}
         say(
             f"{SHOPPERS} shoppers through the edge in {time.monotonic() - started:.1f}s: "

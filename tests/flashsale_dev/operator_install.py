@@ -1,8 +1,10 @@
 """Installs the FlashSale operator on a local cluster: manifests/ as they are, plus this platform's config.
 
 Only the ConfigMap `flashsale-operator-config` and the Secret `flashsale-operator-secrets` are
-generated (this platform's addresses and keys); everything else is applied from manifests/ with the
-built kubectl, exactly as a platform team would. Returns once the CRD is Established and the
+generated (this platform's addresses, keys and database logins); everything else is applied from
+manifests/ with the built kubectl, exactly as a platform team would. The database is migrated first
+as its owner, and the gateway's and consumer's logins created in the roles `flashsale migrate` makes
+(database_roles.py). Returns once the CRD is Established and the
 operator's pod is Ready (its kopf liveness endpoint answers).
 
 The test platform (the pytest session) installs the operator's test build instead: the same
@@ -22,10 +24,12 @@ import kubernetes
 import yaml
 
 from flashsale_dev.cluster import LocalCluster
+from flashsale_dev.database_roles import ensure_database_logins
 from flashsale_dev.paths import REPO_ROOT
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
 from flashsale_operator.config import DEFAULT_NODE_SELECTOR, DEFAULT_PRIORITY_CLASS, DEFAULT_TOLERATIONS
+from flashsale_sale import tokens
 
 MANIFESTS = REPO_ROOT / "manifests"
 NAMESPACE = "flashsale-system"
@@ -48,14 +52,25 @@ ISOLATION_ALLOW_LIST = {
 
 @dataclass(frozen=True)
 class InstalledOperator:
-    user_token_key: str  # the platform-wide key the shop's login service signs shoppers' tokens with
+    user_token_key: str  # the platform's key the shop's login service derives each sale's key from
+    payment_key: str  # the platform's key the shop's payment service derives each sale's key from
 
     def exports(self) -> dict[str, str]:
-        return {"FLASHSALE_USER_TOKEN_KEY": self.user_token_key}
+        return {"FLASHSALE_USER_TOKEN_KEY": self.user_token_key, "FLASHSALE_PAYMENT_KEY": self.payment_key}
+
+    def sale_key(self, namespace: str, name: str) -> str:
+        """The user-token key of the FlashSale `namespace/name`: what its gateway verifies with."""
+        return tokens.sale_token_key(self.user_token_key.encode(), f"{namespace}/{name}")
+
+    def payment_credential(self, namespace: str, name: str) -> str:
+        """What the shop's payment service presents to pay that sale's orders."""
+        sale = f"{namespace}/{name}"
+        return tokens.mint_payment(tokens.sale_payment_key(self.payment_key.encode(), sale).encode(), sale)
 
 
-def platform_config(platform: LocalPlatform, user_token_key: str) -> list[dict[str, Any]]:
-    """The two generated objects: where this platform's middleware is, and its keys."""
+def platform_config(platform: LocalPlatform, user_token_key: str, payment_key: str) -> list[dict[str, Any]]:
+    """The two generated objects: where this platform's middleware is, its keys and database logins."""
+    logins = ensure_database_logins(platform.postgres)
     config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -71,8 +86,11 @@ def platform_config(platform: LocalPlatform, user_token_key: str) -> list[dict[s
         "kind": "Secret",
         "metadata": {"name": SECRET, "namespace": NAMESPACE},
         "stringData": {
-            "FLASHSALE_OPERATOR_DATABASE_URL": platform.postgres.url(),
+            "FLASHSALE_OPERATOR_DATABASE_URL": platform.postgres.url(),  # the owner: migrate, prewarm
+            "FLASHSALE_OPERATOR_GATEWAY_DATABASE_URL": logins.gateway_url,
+            "FLASHSALE_OPERATOR_CONSUMER_DATABASE_URL": logins.consumer_url,
             "FLASHSALE_OPERATOR_USER_TOKEN_KEY": user_token_key,
+            "FLASHSALE_OPERATOR_PAYMENT_KEY": payment_key,
         },
     }
     return [config, secret]
@@ -87,10 +105,11 @@ def install_operator(
     timeout: float = 180,
 ) -> InstalledOperator:
     key = user_token_key or f"platform-user-token-key-{secrets.token_hex(16)}"
+    payment_key = f"platform-payment-key-{secrets.token_hex(16)}"
     apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=flashsale-install", "-f")
     cluster.kubectl(*apply, str(MANIFESTS / "namespace.yaml"))
-    cluster.kubectl(*apply, "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                       "items": platform_config(platform, key)}))  # fmt: skip
+    generated = {"apiVersion": "v1", "kind": "List", "items": platform_config(platform, key, payment_key)}
+    cluster.kubectl(*apply, "-", input_text=json.dumps(generated))
     for name in ("crd.yaml", "rbac.yaml"):
         cluster.kubectl(*apply, str(MANIFESTS / name))
     if test_build:
@@ -106,7 +125,7 @@ def install_operator(
             what="the operator's pod Ready",
             describe=lambda: cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide", check=False),
         )
-    return InstalledOperator(key)
+    return InstalledOperator(key, payment_key)
 
 
 def operator_manifests_for_tests() -> list[dict[str, Any]]:

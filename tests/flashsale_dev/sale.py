@@ -35,7 +35,10 @@ from flashsale_sale.db import migrate
 from flashsale_sale.lag import GroupLag
 
 FLASHSALE = Path(sys.executable).with_name("flashsale")
-USER_TOKEN_KEY = "local-user-token-key-0123456789"
+USER_TOKEN_KEY = "local-user-token-key-0123456789"  # the platform's: the shop's login service holds it
+PAYMENT_KEY = "local-payment-key-0123456789"  # the platform's: the shop's payment service holds it
+# What a sale run by hand stands for: the FlashSale `LOCAL_NAMESPACE/<sale_name>`, whose keys it derives.
+LOCAL_NAMESPACE = "local"
 # When `reservation()` says a test's reservations were made: far in the future (2100), so their
 # orders never pass their payment deadline (the consumers' settlement loop would expire them) and
 # their pending records never look lost. Settlement tests choose their own times.
@@ -70,7 +73,9 @@ class LocalSale:
     product_description: str = ""
     product_price: str = "999.00"
     product_currency: str = "USD"
-    user_token_key: str = USER_TOKEN_KEY
+    user_token_key: str = USER_TOKEN_KEY  # the platform's; the processes get the sale's derived keys
+    payment_key: str = PAYMENT_KEY  # the platform's
+    namespace: str = LOCAL_NAMESPACE
     order_path_key: str = field(default_factory=lambda: f"order-path-key-{uuid.uuid4().hex}")
     batch_size: int = 200  # the consumer's: small batches, short waits, for a test's few messages
     batch_timeout_seconds: float = 0.1
@@ -85,6 +90,20 @@ class LocalSale:
     def order_path(self) -> str:
         """The secret path that takes orders (what /api/status reveals while the sale is live)."""
         return order_path(self.order_path_key.encode(), self.sale_id)
+
+    @property
+    def reference(self) -> str:
+        """`namespace/name`: what the sale's keys are derived from, as for a FlashSale."""
+        return f"{self.namespace}/{self.sale_name}"
+
+    @property
+    def sale_token_key(self) -> str:
+        """The sale's user-token key (what the operator puts in the sale's Secret)."""
+        return tokens.sale_token_key(self.user_token_key.encode(), self.reference)
+
+    @property
+    def sale_payment_key(self) -> str:
+        return tokens.sale_payment_key(self.payment_key.encode(), self.reference)
 
     @property
     def group(self) -> str:
@@ -109,7 +128,8 @@ class LocalSale:
             "FLASHSALE_PRODUCT_DESCRIPTION": self.product_description,
             "FLASHSALE_PRODUCT_PRICE": self.product_price,
             "FLASHSALE_PRODUCT_CURRENCY": self.product_currency,
-            "FLASHSALE_USER_TOKEN_KEY": self.user_token_key,
+            "FLASHSALE_SALE_TOKEN_KEY": self.sale_token_key,
+            "FLASHSALE_SALE_PAYMENT_KEY": self.sale_payment_key,
             "FLASHSALE_ORDER_PATH_KEY": self.order_path_key,
             "FLASHSALE_BATCH_SIZE": str(self.batch_size),
             "FLASHSALE_BATCH_TIMEOUT_SECONDS": str(self.batch_timeout_seconds),
@@ -151,12 +171,20 @@ class LocalSale:
     # ---- the shoppers' side ----
 
     def token(self, user: str, ttl_seconds: int = tokens.DEFAULT_TTL_SECONDS) -> str:
-        """A token for `user` as the shop's login would mint it (with the platform's user key)."""
-        return tokens.mint(self.user_token_key.encode(), user, ttl_seconds)
+        """A token for `user` as the shop's login mints it (the sale's key, derived from the platform's)."""
+        return tokens.mint(self.sale_token_key.encode(), user, ttl_seconds)
 
     def bearer(self, user: str) -> dict[str, str]:
         """The Authorization header of a fresh token for `user`."""
         return {"Authorization": f"Bearer {self.token(user)}"}
+
+    def payment_credential(self) -> str:
+        """What the shop's payment service presents to pay this sale's orders."""
+        return tokens.mint_payment(self.sale_payment_key.encode(), self.reference)
+
+    def payer(self) -> dict[str, str]:
+        """The Authorization header of the shop's payment service for this sale (the pay route)."""
+        return {"Authorization": f"Bearer {self.payment_credential()}"}
 
     # ---- what a gateway would publish ----
 

@@ -36,7 +36,7 @@ async def buy_with_tokens(
 
 
 def buy(url: str, user_key: str, users: Sequence[str]) -> list[int]:
-    """Tokens signed with the platform's user-token key, then `buy_with_tokens`."""
+    """Tokens signed with the sale's user-token key (`user_key`), then `buy_with_tokens`."""
     return asyncio.run(buy_with_tokens(url, tokens.mint_many(user_key.encode(), list(users))))
 
 

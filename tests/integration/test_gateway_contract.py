@@ -75,7 +75,7 @@ def test_help_needs_no_settings() -> None:
 
 def test_invalid_settings_exit_2_with_one_line_per_problem(sale: LocalSale) -> None:
     env = sale.env(FLASHSALE_ADMISSION_RATE="-5", FLASHSALE_PORT="99999", FLASHSALE_PRODUCT_CURRENCY="euro")
-    del env["FLASHSALE_USER_TOKEN_KEY"]
+    del env["FLASHSALE_SALE_TOKEN_KEY"]
     done = subprocess.run(
         [str(FLASHSALE), "gateway"], capture_output=True, text=True, check=False, timeout=120, env=env
     )
@@ -86,6 +86,6 @@ def test_invalid_settings_exit_2_with_one_line_per_problem(sale: LocalSale) -> N
         "FLASHSALE_ADMISSION_RATE",
         "FLASHSALE_PORT",
         "FLASHSALE_PRODUCT_CURRENCY",
-        "FLASHSALE_USER_TOKEN_KEY",
+        "FLASHSALE_SALE_TOKEN_KEY",
     }, problems
     assert all(line.startswith("invalid settings: FLASHSALE_") for line in problems), problems

@@ -35,7 +35,7 @@ def test_bad_tokens_get_401_in_json_and_take_no_stock(sale: LocalSale) -> None:
     path = sale.order_path
     good = sale.token("eve")
     forged = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
-    expired = tokens.mint(sale.user_token_key.encode(), "eve", ttl_seconds=1, now=time.time() - 60)
+    expired = tokens.mint(sale.sale_token_key.encode(), "eve", ttl_seconds=1, now=time.time() - 60)
     wrong_key = tokens.mint(b"some-other-platform-key-000", "eve")
     headers = {
         "missing": {},

@@ -10,7 +10,9 @@ from flashsale_dev.pytest_plugin import PostgresSchema
 from flashsale_dev.sale import FLASHSALE, inherited_environment
 from flashsale_sale import db, tokens
 
-KEY = "k" * 32
+KEY = "k" * 32  # the platform's user-token key
+SALE = "shop/kettle"
+SALE_KEY = tokens.sale_token_key(KEY.encode(), SALE).encode()
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -29,21 +31,30 @@ def flashsale(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
 
 
 def test_token_prints_only_the_tokens_in_the_order_given() -> None:
-    done = flashsale("token", "--user", "a", "--user", "b", env=clean_env(FLASHSALE_USER_TOKEN_KEY=KEY))
+    done = flashsale(
+        "token", "--sale", SALE, "--user", "a", "--user", "b", env=clean_env(FLASHSALE_USER_TOKEN_KEY=KEY)
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert done.stdout == "\n".join(lines) + "\n"
-    assert [tokens.verify(KEY.encode(), line) for line in lines] == ["a", "b"]
+    assert [tokens.verify(SALE_KEY, line) for line in lines] == ["a", "b"]
 
 
 def test_token_mints_5000_users_in_one_call(tmp_path: Path) -> None:
     users = [f"shopper-{i}" for i in range(5_000)]
     (tmp_path / "users").write_text("\n".join(users))
-    done = flashsale("token", "--key", KEY, "--users-file", str(tmp_path / "users"))
+    done = flashsale("token", "--sale", SALE, "--key", KEY, "--users-file", str(tmp_path / "users"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 5_000
-    assert [tokens.verify(KEY.encode(), line) for line in lines] == users
+    assert [tokens.verify(SALE_KEY, line) for line in lines] == users
+
+
+def test_token_without_a_sale_exits_non_zero_naming_the_option() -> None:
+    done = flashsale("token", "--user", "a", env=clean_env(FLASHSALE_USER_TOKEN_KEY=KEY))
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert "--sale" in done.stderr
 
 
 def test_consumer_help_works_without_any_setting() -> None:

@@ -20,7 +20,7 @@ def buy(gateway: Gateway, sale: LocalSale, user: str) -> httpx.Response:
 def pay_when_ordered(gateway: Gateway, sale: LocalSale, reservation: str, user: str) -> None:
     def paid() -> bool:
         with gateway.client() as client:
-            answer = client.post(f"/api/orders/{reservation}/pay", headers=sale.bearer(user))
+            answer = client.post(f"/api/orders/{reservation}/pay", headers=sale.payer())  # for `user`
         assert answer.status_code in (200, 409, 503), answer.text
         assert answer.status_code != 409 or answer.json()["error"] == "not_ordered_yet", answer.text
         return answer.status_code == 200

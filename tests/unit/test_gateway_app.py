@@ -31,7 +31,8 @@ SETTINGS: dict[str, Any] = {
     "product_name": "Thing <b>",
     "product_price": "5.00",
     "product_currency": "EUR",
-    "user_token_key": "u" * 20,
+    "sale_token_key": "u" * 20,
+    "sale_payment_key": "p" * 20,
     "order_path_key": "o" * 20,
     "page_max_age_seconds": 45,
 }
@@ -138,7 +139,7 @@ def test_the_admin_document_lists_every_public_route_with_its_answers(admin: Any
     assert buy["requestBody"]["required"] is False
     assert "HTTPValidationError" not in document["components"]["schemas"]
     pay = document["paths"]["/api/orders/{reservationId}/pay"]["post"]
-    assert set(pay["responses"]) == {"200", "401", "404", "409", "422", "503"}
+    assert set(pay["responses"]) == {"200", "401", "403", "404", "409", "422", "503"}
     assert pay["responses"]["409"]["headers"]["Retry-After"]["required"] is False
 
 

@@ -39,6 +39,9 @@ def config() -> OperatorConfig:
         kafka_bootstrap_servers="kafka-0.kafka.middleware.svc:9092,10.0.0.7:9093",
         database_url="postgresql://flashsale:hunter2@10.0.0.9:5432/flashsale",  # type: ignore[arg-type]
         user_token_key="platform-user-token-key-0123456789",  # type: ignore[arg-type]
+        payment_key="platform-payment-key-0123456789",  # type: ignore[arg-type]
+        gateway_database_url="postgresql://sale_gateway:gw@10.0.0.9:5432/flashsale",  # type: ignore[arg-type]
+        consumer_database_url="postgresql://sale_consumer:co@10.0.0.9:5432/flashsale",  # type: ignore[arg-type]
     )
 
 

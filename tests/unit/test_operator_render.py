@@ -30,6 +30,7 @@ from flashsale_operator.render import (
 )
 from flashsale_operator.render_workloads import GATEWAY_GRACE_SECONDS
 from flashsale_operator.spec import FlashSaleSpec, parse_spec
+from flashsale_sale import tokens
 from flashsale_sale.contract import consumer_group, topic_name
 from flashsale_sale.settings import ConsumerSettings, GatewaySettings
 
@@ -61,6 +62,9 @@ def config(**overrides: Any) -> OperatorConfig:
         "kafka_bootstrap_servers": "kafka-0.kafka.middleware.svc:9092,10.0.0.7:9093",
         "database_url": "postgresql://flashsale:hunter2@10.0.0.9:5432/flashsale",
         "user_token_key": "platform-user-token-key-0123456789",
+        "payment_key": "platform-payment-key-0123456789",
+        "gateway_database_url": "postgresql://sale_gateway:gw-pass@10.0.0.9:5432/flashsale",
+        "consumer_database_url": "postgresql://sale_consumer:co-pass@10.0.0.9:5432/flashsale",
         "gateway_image": "flashsale/gateway:0.1.0",
         "consumer_image": "flashsale/consumer:0.1.0",
         "default_node_selector": {"pool": "flashsale"},
@@ -200,24 +204,35 @@ def config_hash(sale: FlashSaleSpec, platform: OperatorConfig) -> str:
 def test_the_config_hash_follows_the_shared_secret_and_the_env_but_not_the_replicas() -> None:
     base = config_hash(spec(), config())
     assert base == config_hash(spec(), config())
-    assert config_hash(spec(), config(database_url="postgresql://flashsale:new@10.0.0.9/flashsale")) != base
+    new_url = "postgresql://sale_gateway:new@10.0.0.9/flashsale"
+    assert config_hash(spec(), config(gateway_database_url=new_url)) != base
+    assert config_hash(spec(), config(consumer_database_url=new_url)) != base
     assert config_hash(spec(), config(user_token_key="platform-user-token-key-rotated-42")) != base
+    assert config_hash(spec(), config(payment_key="platform-payment-key-rotated-42")) != base
     assert config_hash(spec(paymentTimeoutSeconds=60), config()) != base
     assert config_hash(spec(gateway={**SPEC["gateway"], "replicas": 9}), config()) == base
     assert "hunter2" not in base
+
+
+def mounted_files(deployment: dict[str, Any], secret: dict[str, Any], directory: Path) -> Path:
+    """The files the kubelet would project from the Secret into the deployment's container."""
+    (volume,) = pod_spec(deployment)["volumes"]
+    directory.mkdir()
+    for item in volume["secret"]["items"]:
+        (directory / item["path"]).write_text(secret["stringData"][item["key"]])
+    return directory
 
 
 def test_the_rendered_env_and_secret_are_exactly_what_the_processes_load(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secret = sale_secret(REF, config(), order_path_key=ORDER_PATH_KEY)
-    for key, value in secret["stringData"].items():
-        (tmp_path / key).write_text(value)
     loaded: dict[str, Any] = {}
-    for deployment, kind in (
-        (gateway_deployment(REF, spec(), config()), GatewaySettings),
-        (consumer_deployment(REF, spec(), config()), ConsumerSettings),
+    for deployment, kind, database_url in (
+        (gateway_deployment(REF, spec(), config()), GatewaySettings, config().gateway_database_url),
+        (consumer_deployment(REF, spec(), config()), ConsumerSettings, config().consumer_database_url),
     ):
+        files = mounted_files(deployment, secret, tmp_path / kind.__name__)
         env = env_of(deployment)
         assert env["FLASHSALE_SECRETS_DIR"] == SECRETS_DIR
         assert env["FLASHSALE_BIND_HOST"] == env["POD_IP"] == "status.podIP"
@@ -227,15 +242,19 @@ def test_the_rendered_env_and_secret_are_exactly_what_the_processes_load(
         with monkeypatch.context() as patched:
             for name, value in env.items():
                 patched.setenv(name, "10.1.2.3" if value == "status.podIP" else value)
-            settings = kind(_secrets_dir=tmp_path)  # type: ignore[call-arg]
+            settings = kind(_secrets_dir=files)  # type: ignore[call-arg]
         assert (settings.sale_name, settings.sale_id, settings.stock) == ("kettle", REF.uid, 100)
         assert settings.starts_at == spec().starts_at
         assert settings.topic == topic_name(REF.uid)
-        assert settings.database_url.get_secret_value() == config().database_url.get_secret_value()
+        assert settings.database_url.get_secret_value() == database_url.get_secret_value()
         assert settings.bind_host == "10.1.2.3"
         loaded[kind.__name__] = settings
     gateway = loaded["GatewaySettings"]
     assert gateway.order_path_key.get_secret_value() == ORDER_PATH_KEY
+    platform_key = config().user_token_key.get_secret_value().encode()
+    assert gateway.sale_token_key.get_secret_value() == tokens.sale_token_key(
+        platform_key, "shop-sales/kettle"
+    )
     assert (gateway.user_rate_requests, gateway.user_rate_seconds, gateway.admission_rate) == (3, 2.0, 5000.0)
     assert str(gateway.product_price) == "49.00"
     assert loaded["ConsumerSettings"].group == consumer_group(REF.uid)
@@ -245,7 +264,53 @@ def test_the_sale_key_is_in_the_secret_only_when_given() -> None:
     created = sale_secret(REF, config(), order_path_key=ORDER_PATH_KEY)["stringData"]
     shared = sale_secret(REF, config(), order_path_key=None)["stringData"]
     assert created == {**shared, "FLASHSALE_ORDER_PATH_KEY": ORDER_PATH_KEY}
-    assert set(shared) == {"FLASHSALE_USER_TOKEN_KEY", "FLASHSALE_DATABASE_URL"}
+    assert set(shared) == {
+        "FLASHSALE_SALE_TOKEN_KEY",
+        "FLASHSALE_SALE_PAYMENT_KEY",
+        "FLASHSALE_GATEWAY_DATABASE_URL",
+        "FLASHSALE_CONSUMER_DATABASE_URL",
+    }
+
+
+def test_the_sale_secret_holds_only_the_sale_s_derived_keys_never_the_platform_s() -> None:
+    platform = config()
+    secret = sale_secret(REF, platform, order_path_key=ORDER_PATH_KEY)
+    values = set(secret["stringData"].values())
+    for platform_secret in (platform.user_token_key, platform.payment_key, platform.database_url):
+        assert platform_secret.get_secret_value() not in values
+    user_key = secret["stringData"]["FLASHSALE_SALE_TOKEN_KEY"].encode()
+    payment_key = secret["stringData"]["FLASHSALE_SALE_PAYMENT_KEY"].encode()
+    # What the shop mints for this sale verifies with it; what it mints for another sale does not.
+    platform_user_key = platform.user_token_key.get_secret_value().encode()
+    own = tokens.mint(tokens.sale_token_key(platform_user_key, "shop-sales/kettle").encode(), "alice")
+    other = tokens.mint(tokens.sale_token_key(platform_user_key, "shop-sales/teapot").encode(), "alice")
+    assert tokens.verify(user_key, own) == "alice"
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify(user_key, other)
+    platform_payment_key = platform.payment_key.get_secret_value().encode()
+    credential = tokens.mint_payment(
+        tokens.sale_payment_key(platform_payment_key, "shop-sales/kettle").encode(), "shop-sales/kettle"
+    )
+    assert tokens.verify_payment(payment_key, credential) == "shop-sales/kettle"
+    assert payment_key != user_key
+
+
+def test_a_refresh_removes_what_earlier_versions_put_in_the_secret() -> None:
+    refresh = sale_secret(REF, config(), order_path_key=None)
+    assert refresh["data"] == {"FLASHSALE_USER_TOKEN_KEY": None, "FLASHSALE_DATABASE_URL": None}
+    assert "data" not in sale_secret(REF, config(), order_path_key=ORDER_PATH_KEY)
+
+
+def test_each_container_mounts_only_its_own_entries_of_the_sale_secret() -> None:
+    gateway = pod_spec(gateway_deployment(REF, spec(), config()))["volumes"][0]["secret"]["items"]
+    consumer = pod_spec(consumer_deployment(REF, spec(), config()))["volumes"][0]["secret"]["items"]
+    assert {item["key"]: item["path"] for item in gateway} == {
+        "FLASHSALE_SALE_TOKEN_KEY": "FLASHSALE_SALE_TOKEN_KEY",
+        "FLASHSALE_SALE_PAYMENT_KEY": "FLASHSALE_SALE_PAYMENT_KEY",
+        "FLASHSALE_ORDER_PATH_KEY": "FLASHSALE_ORDER_PATH_KEY",
+        "FLASHSALE_GATEWAY_DATABASE_URL": "FLASHSALE_DATABASE_URL",
+    }
+    assert consumer == [{"key": "FLASHSALE_CONSUMER_DATABASE_URL", "path": "FLASHSALE_DATABASE_URL"}]
 
 
 def test_pods_mount_the_sale_secret_read_only_and_never_get_an_api_token() -> None:
@@ -253,7 +318,10 @@ def test_pods_mount_the_sale_secret_read_only_and_never_get_an_api_token() -> No
         pod = pod_spec(deployment)
         assert pod["automountServiceAccountToken"] is False
         (volume,) = pod["volumes"]
-        assert volume["secret"] == {"secretName": "kettle-secrets", "defaultMode": 0o400}
+        assert {k: v for k, v in volume["secret"].items() if k != "items"} == {
+            "secretName": "kettle-secrets",
+            "defaultMode": 0o400,
+        }
         (mount,) = pod["containers"][0]["volumeMounts"]
         assert (mount["name"], mount["mountPath"], mount["readOnly"]) == (volume["name"], SECRETS_DIR, True)
         assert pod["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False}

@@ -50,6 +50,9 @@ def config(**overrides: Any) -> OperatorConfig:
         "kafka_bootstrap_servers": "kafka-0.kafka.middleware.svc:9092,10.0.0.7:9093",
         "database_url": "postgresql://flashsale:hunter2@10.0.0.9:5432/flashsale",
         "user_token_key": "platform-user-token-key-0123456789",
+        "payment_key": "platform-payment-key-0123456789",
+        "gateway_database_url": "postgresql://sale_gateway:gw-pass@10.0.0.9:5432/flashsale",
+        "consumer_database_url": "postgresql://sale_consumer:co-pass@10.0.0.9:5432/flashsale",
     }
     return OperatorConfig(**{**values, **overrides})
 

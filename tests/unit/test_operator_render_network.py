@@ -29,6 +29,9 @@ def config(redis: str, kafka: str, database: str) -> OperatorConfig:
         kafka_bootstrap_servers=kafka,
         database_url=database,  # type: ignore[arg-type]
         user_token_key="platform-user-token-key-0123456789",  # type: ignore[arg-type]
+        payment_key="platform-payment-key-0123456789",  # type: ignore[arg-type]
+        gateway_database_url=database,  # type: ignore[arg-type]
+        consumer_database_url=database,  # type: ignore[arg-type]
     )
 
 

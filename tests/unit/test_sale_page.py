@@ -19,6 +19,7 @@ from flashsale_sale.settings import GatewaySettings
 HOSTILE = '<script>alert("x")</script> & </script><img src=x onerror=alert(1)> \u2028'
 ORDER_PATH_KEY = "order-path-key-for-unit-tests"
 USER_TOKEN_KEY = "user-token-key-for-unit-tests"
+PAYMENT_KEY = "payment-key-for-unit-tests"
 
 
 def settings(**overrides: Any) -> GatewaySettings:
@@ -38,7 +39,8 @@ def settings(**overrides: Any) -> GatewaySettings:
         "product_price": "1299.5",
         "product_currency": "EUR",
         "product_description": "Brass.\nHand made.",
-        "user_token_key": USER_TOKEN_KEY,
+        "sale_token_key": USER_TOKEN_KEY,
+        "sale_payment_key": PAYMENT_KEY,
         "order_path_key": ORDER_PATH_KEY,
     }
     values.update(overrides)
@@ -118,6 +120,7 @@ def test_the_page_never_holds_the_order_path_or_a_key() -> None:
     assert ORDER_PATH_PREFIX not in source
     assert ORDER_PATH_KEY not in source
     assert USER_TOKEN_KEY not in source
+    assert PAYMENT_KEY not in source
 
 
 def test_the_page_is_static_and_shows_the_product() -> None:

@@ -24,7 +24,8 @@ GATEWAY = {
     "FLASHSALE_PRODUCT_NAME": "A thing",
     "FLASHSALE_PRODUCT_PRICE": "9.99",
     "FLASHSALE_PRODUCT_CURRENCY": "EUR",
-    "FLASHSALE_USER_TOKEN_KEY": "u" * 32,
+    "FLASHSALE_SALE_TOKEN_KEY": "u" * 32,
+    "FLASHSALE_SALE_PAYMENT_KEY": "p" * 32,
     "FLASHSALE_ORDER_PATH_KEY": "o" * 32,
 }
 
@@ -91,11 +92,11 @@ def test_gateway_settings_name_their_missing_keys(
 
 def test_secrets_come_from_files_in_the_secrets_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in {**VALID, **GATEWAY}.items():
-        if name not in ("FLASHSALE_DATABASE_URL", "FLASHSALE_USER_TOKEN_KEY"):
+        if name not in ("FLASHSALE_DATABASE_URL", "FLASHSALE_SALE_TOKEN_KEY"):
             env.setenv(name, value)
     (tmp_path / "FLASHSALE_DATABASE_URL").write_text("postgresql://from-a-file/db")
-    (tmp_path / "FLASHSALE_USER_TOKEN_KEY").write_text("f" * 32)
+    (tmp_path / "FLASHSALE_SALE_TOKEN_KEY").write_text("f" * 32)
     env.setenv("FLASHSALE_SECRETS_DIR", str(tmp_path))
     settings = load(GatewaySettings)
     assert settings.database_url.get_secret_value() == "postgresql://from-a-file/db"
-    assert settings.user_token_key.get_secret_value() == "f" * 32
+    assert settings.sale_token_key.get_secret_value() == "f" * 32

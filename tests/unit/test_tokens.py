@@ -84,3 +84,83 @@ def test_the_signature_is_the_standard_hmac_sha256_whatever_the_key_length(key: 
     """The precomputed inner and outer states (keys above SHA-256's block size hashed first, RFC 2104)."""
     expected = hmac.new(key, payload.encode(), hashlib.sha256).digest()
     assert tokens._signature(key, payload) == base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
+
+
+# ---- per-sale keys: what a sale's Secret holds mints for that sale alone ----
+
+PLATFORM_KEY = b"the platform's user-token key, never in a sale's namespace"
+PLATFORM_PAYMENT_KEY = b"the platform's payment key, the shop's payment service only"
+
+
+def test_a_sale_key_is_an_hmac_of_the_sale_reference_under_the_platform_key_with_a_label() -> None:
+    expected = hmac.new(PLATFORM_KEY, b"flashsale user-token v1 shop/kettle", hashlib.sha256).digest()
+    assert tokens.sale_token_key(PLATFORM_KEY, "shop/kettle") == (
+        base64.urlsafe_b64encode(expected).rstrip(b"=").decode()
+    )
+
+
+def test_a_token_minted_for_one_sale_is_refused_by_every_other_sale() -> None:
+    kettle = tokens.sale_token_key(PLATFORM_KEY, "shop/kettle").encode()
+    token = tokens.mint(kettle, "alice", now=NOW)
+    assert tokens.verify(kettle, token, now=NOW) == "alice"
+    for other in ("shop/teapot", "other-shop/kettle", "shop/kettle2"):
+        with pytest.raises(tokens.InvalidToken, match="bad signature"):
+            tokens.verify(tokens.sale_token_key(PLATFORM_KEY, other).encode(), token, now=NOW)
+    with pytest.raises(tokens.InvalidToken, match="bad signature"):
+        tokens.verify(PLATFORM_KEY, token, now=NOW)  # nor is the platform key itself a sale's key
+
+
+def test_the_user_and_payment_derivations_never_give_the_same_key() -> None:
+    """Distinct labels: even one platform key for both would not make a user key a payment key."""
+    assert tokens.sale_token_key(PLATFORM_KEY, "shop/kettle") != tokens.sale_payment_key(
+        PLATFORM_KEY, "shop/kettle"
+    )
+
+
+@pytest.mark.parametrize("sale", ["", "kettle", "shop/", "/kettle", "Shop/kettle", "shop/ket tle", "a/b/c"])
+def test_a_sale_is_named_namespace_slash_name(sale: str) -> None:
+    with pytest.raises(ValueError, match="NAMESPACE/NAME"):
+        tokens.sale_token_key(PLATFORM_KEY, sale)
+
+
+# ---- payment credentials: the shop's payment service, one sale ----
+
+
+def payment_key(sale: str = "shop/kettle") -> bytes:
+    return tokens.sale_payment_key(PLATFORM_PAYMENT_KEY, sale).encode()
+
+
+def test_a_payment_credential_verifies_with_its_sale_s_payment_key_only() -> None:
+    credential = tokens.mint_payment(payment_key(), "shop/kettle", ttl_seconds=60, now=NOW)
+    assert credential.startswith("p1.shop/kettle.")
+    assert tokens.verify_payment(payment_key(), credential, now=NOW + 59) == "shop/kettle"
+    with pytest.raises(tokens.InvalidToken, match="bad signature"):
+        tokens.verify_payment(payment_key("shop/teapot"), credential, now=NOW)
+    with pytest.raises(tokens.InvalidToken, match="expired"):
+        tokens.verify_payment(payment_key(), credential, now=NOW + 60)
+
+
+def test_a_credential_renamed_to_another_sale_is_a_forgery() -> None:
+    credential = tokens.mint_payment(payment_key("shop/teapot"), "shop/teapot", now=NOW)
+    renamed = credential.replace("shop/teapot", "shop/kettle")
+    for key in (payment_key(), payment_key("shop/teapot")):
+        with pytest.raises(tokens.InvalidToken, match="bad signature"):
+            tokens.verify_payment(key, renamed, now=NOW)
+
+
+def test_user_tokens_and_payment_credentials_are_never_each_other() -> None:
+    user_token = tokens.mint(payment_key(), "alice", now=NOW)  # even under the very same key
+    with pytest.raises(tokens.InvalidToken, match="not a payment credential"):
+        tokens.verify_payment(payment_key(), user_token, now=NOW)
+    credential = tokens.mint_payment(payment_key(), "shop/kettle", now=NOW)
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify(payment_key(), credential, now=NOW)
+
+
+@pytest.mark.parametrize(
+    "credential",
+    ["", "p1.", "p1.shop/kettle", "p1.shop/kettle.soon.sig", "p1.nosale.1790000060.sig", "p1.é/é.1.s"],
+)
+def test_malformed_payment_credentials_are_rejected(credential: str) -> None:
+    with pytest.raises(tokens.InvalidToken):
+        tokens.verify_payment(payment_key(), credential, now=NOW)
