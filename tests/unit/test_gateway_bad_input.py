@@ -48,7 +48,8 @@ SETTINGS: dict[str, Any] = {
     "product_name": "Thing",
     "product_price": "5.00",
     "product_currency": "EUR",
-    "user_token_key": "u" * 20,
+    "sale_token_key": "u" * 20,
+    "sale_payment_key": "p" * 20,
     "order_path_key": "o" * 20,
 }
 FRAMINGS: tuple[Framing, ...] = ("length", "none", "chunked", "cut_short", "declared_less", "declared_junk")
@@ -177,13 +178,13 @@ def test_a_token_with_non_ascii_characters_is_refused_with_401(
 def test_verifying_any_text_as_a_token_refuses_it_as_invalid_and_nothing_else(token: str) -> None:
     """What a header can carry, decoded as the framework decodes it (latin-1) or not: InvalidToken only."""
     with pytest.raises(tokens.InvalidToken):
-        tokens.verify(SETTINGS["user_token_key"].encode(), token)
+        tokens.verify(SETTINGS["sale_token_key"].encode(), token)
 
 
 def test_a_token_with_digits_of_another_script_is_malformed() -> None:
     """str.isdigit() says yes to Arabic-Indic digits, and int() reads them: only ASCII is a token."""
     with pytest.raises(tokens.InvalidToken, match="malformed"):
-        tokens.verify(SETTINGS["user_token_key"].encode(), "v1.alice.\u0661\u0667\u0669\u0660.sig")
+        tokens.verify(SETTINGS["sale_token_key"].encode(), "v1.alice.\u0661\u0667\u0669\u0660.sig")
 
 
 def test_a_body_cut_short_by_the_client_reserves_nothing(gateway: InProcessGateway) -> None:

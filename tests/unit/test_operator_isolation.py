@@ -27,6 +27,9 @@ def config(**overrides: Any) -> OperatorConfig:
         "kafka_bootstrap_servers": "10.0.0.7:9092",
         "database_url": "postgresql://flashsale@10.0.0.9:5432/flashsale",
         "user_token_key": "platform-user-token-key-0123456789",
+        "payment_key": "platform-payment-key-0123456789",
+        "gateway_database_url": "postgresql://sale_gateway@10.0.0.9:5432/flashsale",
+        "consumer_database_url": "postgresql://sale_consumer@10.0.0.9:5432/flashsale",
     }
     return OperatorConfig(**{**values, **overrides})
 

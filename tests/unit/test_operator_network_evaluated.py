@@ -32,6 +32,9 @@ CONFIG: Final = OperatorConfig(
     kafka_bootstrap_servers="kafka-0.kafka.middleware.svc:9092,10.0.0.7:9093",
     database_url="postgresql://flashsale:hunter2@10.0.0.9:5432/flashsale",  # type: ignore[arg-type]
     user_token_key="platform-user-token-key-0123456789",  # type: ignore[arg-type]
+    payment_key="platform-payment-key-0123456789",  # type: ignore[arg-type]
+    gateway_database_url="postgresql://sale_gateway:gw@10.0.0.9:5432/flashsale",  # type: ignore[arg-type]
+    consumer_database_url="postgresql://sale_consumer:co@10.0.0.9:5432/flashsale",  # type: ignore[arg-type]
 )
 SPEC: Final[dict[str, Any]] = {
     "product": {"sku": "KETTLE-1", "name": "Copper kettle", "price": "49.00", "currency": "EUR"},

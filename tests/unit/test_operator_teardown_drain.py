@@ -124,6 +124,9 @@ def test_the_warning_threshold_is_a_setting_of_two_minutes_by_default(
         "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:2",
         "FLASHSALE_OPERATOR_DATABASE_URL": "postgresql://x@127.0.0.1:3/x",
         "FLASHSALE_OPERATOR_USER_TOKEN_KEY": "k" * 32,
+        "FLASHSALE_OPERATOR_PAYMENT_KEY": "p" * 32,
+        "FLASHSALE_OPERATOR_GATEWAY_DATABASE_URL": "postgresql://g@127.0.0.1:3/x",
+        "FLASHSALE_OPERATOR_CONSUMER_DATABASE_URL": "postgresql://c@127.0.0.1:3/x",
     }
     for key, value in required.items():
         monkeypatch.setenv(key, value)
