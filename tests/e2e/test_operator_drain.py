@@ -63,7 +63,7 @@ def drain_warning(
 class LiveSale:
     sales: FlashSales
     uid: str
-    user_token_key: str
+    user_token_key: str  # the sale's own (derived from the platform's and namespace/name)
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def live_sale(
         lambda s: s.get("phase") == "Live" and bool((s.get("gateway") or {}).get("readyReplicas")),
         what="Live and reachable",
     )
-    yield LiveSale(sales, str(created["metadata"]["uid"]), drain_warning.user_token_key)
+    yield LiveSale(sales, str(created["metadata"]["uid"]), drain_warning.sale_key(namespace, NAME))
     if sales.exists(NAME):  # the test failed half-way (PostgreSQL is back by now: it drains)
         sales.delete(NAME)
         wait_for(lambda: not sales.exists(NAME), timeout=240, what="deleted")

@@ -160,7 +160,7 @@ def test_the_reservation_time_is_redis_clock_even_when_the_gateway_clock_is_off(
     behind = sale.start_gateway(PYTHONPATH=str(SKEWED_CLOCK), SKEWED_CLOCK_SECONDS="-600")
     behind.wait_for_state("live")
     # Proof that its clock is behind: a token that expired 5 minutes ago is still good to it.
-    expired_token = tokens.mint(sale.user_token_key.encode(), "alice", ttl_seconds=300, now=time.time() - 600)
+    expired_token = tokens.mint(sale.sale_token_key.encode(), "alice", ttl_seconds=300, now=time.time() - 600)
 
     with sale.redis() as client:
         before = redis_ms(client)
