@@ -34,29 +34,18 @@ from flashsale_dev.operator_install import (
     operator_metrics,
     operator_pods,
     restart_operator,
-    set_operator_env,
 )
 from flashsale_dev.platform import LocalPlatform
+from flashsale_dev.pytest_plugin import SESSION_DRAIN_WARNING_SECONDS
 from flashsale_dev.shoppers import buy_one_at_a_time
 from flashsale_dev.waiting import wait_for
 from flashsale_operator.drain import DROP_ANNOTATION
 from flashsale_operator.spec import GROUP, PLURAL, VERSION
 from flashsale_sale.contract import ReservationMessage, split_records, topic_name
 
-DRAIN_WARNING_ENV = "FLASHSALE_OPERATOR_DRAIN_WARNING_SECONDS"
-THRESHOLD = 5  # seconds: the drain warning's threshold for this module's operator
+THRESHOLD = SESSION_DRAIN_WARNING_SECONDS  # the session operator's drain warning threshold (5 s)
 BUYERS = 8  # one at a time: a Kafka message each
 NAME = "doomed"
-
-
-@pytest.fixture(scope="module")
-def drain_warning(
-    flashsale_operator: InstalledOperator, cluster: LocalCluster
-) -> Iterator[InstalledOperator]:
-    """The session's operator, restarted with a 5 s drain warning threshold for this module only."""
-    set_operator_env(cluster, {DRAIN_WARNING_ENV: str(THRESHOLD)})
-    yield flashsale_operator
-    set_operator_env(cluster, {DRAIN_WARNING_ENV: None})
 
 
 @dataclass(frozen=True)
@@ -68,7 +57,7 @@ class LiveSale:
 
 @pytest.fixture
 def live_sale(
-    drain_warning: InstalledOperator, kube_api: kubernetes.client.ApiClient, namespace: str
+    flashsale_operator: InstalledOperator, kube_api: kubernetes.client.ApiClient, namespace: str
 ) -> Iterator[LiveSale]:
     sales = FlashSales(kube_api, namespace)
     created = sales.create(NAME, sale_spec(stock=50, starts_in=8, prewarm_seconds=5, gateway={"replicas": 1}))
@@ -77,7 +66,7 @@ def live_sale(
         lambda s: s.get("phase") == "Live" and bool((s.get("gateway") or {}).get("readyReplicas")),
         what="Live and reachable",
     )
-    yield LiveSale(sales, str(created["metadata"]["uid"]), drain_warning.sale_key(namespace, NAME))
+    yield LiveSale(sales, str(created["metadata"]["uid"]), flashsale_operator.sale_key(namespace, NAME))
     if sales.exists(NAME):  # the test failed half-way (PostgreSQL is back by now: it drains)
         sales.delete(NAME)
         wait_for(lambda: not sales.exists(NAME), timeout=240, what="deleted")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,9 @@ class InstalledOperator:
         return tokens.mint_payment(tokens.sale_payment_key(self.payment_key.encode(), sale).encode(), sale)
 
 
-def platform_config(platform: LocalPlatform, user_token_key: str, payment_key: str) -> list[dict[str, Any]]:
+def platform_config(
+    platform: LocalPlatform, user_token_key: str, payment_key: str, settings: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The two generated objects: where this platform's middleware is, its keys and database logins."""
     logins = ensure_database_logins(platform.postgres)
     config = {
@@ -79,6 +82,7 @@ def platform_config(platform: LocalPlatform, user_token_key: str, payment_key: s
             "FLASHSALE_OPERATOR_REDIS_URL": platform.redis.url(),
             "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap_servers,
             **ISOLATION_ALLOW_LIST,
+            **(settings or {}),
         },
     }
     secret = {
@@ -102,13 +106,19 @@ def install_operator(
     *,
     user_token_key: str | None = None,
     test_build: bool = False,
+    settings: Mapping[str, str] | None = None,
     timeout: float = 180,
 ) -> InstalledOperator:
+    """`settings`: more of the operator's ConfigMap (`FLASHSALE_OPERATOR_*`), beside the platform's."""
     key = user_token_key or f"platform-user-token-key-{secrets.token_hex(16)}"
     payment_key = f"platform-payment-key-{secrets.token_hex(16)}"
     apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=flashsale-install", "-f")
     cluster.kubectl(*apply, str(MANIFESTS / "namespace.yaml"))
-    generated = {"apiVersion": "v1", "kind": "List", "items": platform_config(platform, key, payment_key)}
+    generated = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": platform_config(platform, key, payment_key, settings),
+    }
     cluster.kubectl(*apply, "-", input_text=json.dumps(generated))
     for name in ("crd.yaml", "rbac.yaml"):
         cluster.kubectl(*apply, str(MANIFESTS / name))

@@ -130,6 +130,9 @@ def kube_api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
         yield api
 
 
+SESSION_DRAIN_WARNING_SECONDS = 5  # the session operator's drain warning threshold (default 120)
+
+
 @pytest.fixture(scope="session")
 def flashsale_operator(cluster: LocalCluster, platform: LocalPlatform) -> InstalledOperator:
     """The operator installed from manifests/ as a pod on the session cluster, serving every namespace.
@@ -137,9 +140,13 @@ def flashsale_operator(cluster: LocalCluster, platform: LocalPlatform) -> Instal
     It runs under its own ServiceAccount and talks to the session platform's middleware; sales of
     different tests live in different namespaces and have their own keys and topics (by uid). It is
     the test build (operator_test_build.py): the shipped operator plus the kill points a sale may arm
-    with an annotation (operator_kill_points.py).
+    with an annotation (operator_kill_points.py). A deleted sale still draining after
+    SESSION_DRAIN_WARNING_SECONDS is reported as overdue (tests/e2e/test_operator_drain.py waits
+    three times that); other tests' sales drain within moments, so the short threshold only shows
+    in their operator's log when one does not.
     """
-    return install_operator(cluster, platform, test_build=True)
+    settings = {"FLASHSALE_OPERATOR_DRAIN_WARNING_SECONDS": str(SESSION_DRAIN_WARNING_SECONDS)}
+    return install_operator(cluster, platform, test_build=True, settings=settings)
 
 
 @pytest.fixture
