@@ -8,6 +8,7 @@ from typing import Any
 
 
 class ConditionType(StrEnum):
+    READY = "Ready"  # the summary of the four below: `kubectl wait --for=condition=Ready fsale/NAME`
     SPEC_VALID = "SpecValid"  # the spec passed the checks the schema cannot make
     CHILDREN_READY = "ChildrenReady"  # topic, Secret, Deployments, Service applied
     GATE_READY = "GateReady"  # the Redis stock gate is built
@@ -44,6 +45,18 @@ class Reason(StrEnum):
     DRAINED = "Drained"  # every accepted reservation is an order
     UNWRITTEN_KEPT = "UnwrittenKept"  # the escape hatch: the rest left in the kept topic
     UNWRITTEN_LOST = "UnwrittenLost"  # the escape hatch on a dedicated queue: the rest goes with its broker
+    ALL_READY = "AllReady"  # Ready: every condition it sums up is True
+    NOT_REPORTED = "NotReported"  # Ready: a condition it sums up is not reported yet
+    DELETING = "Deleting"  # Ready: the FlashSale is being deleted
+
+
+# What Ready sums up, in the order a sale meets them: the first one not True gives Ready its reason.
+READY_NEEDS = (
+    ConditionType.SPEC_VALID,
+    ConditionType.CHILDREN_READY,
+    ConditionType.GATE_READY,
+    ConditionType.GATEWAY_READY,
+)
 
 
 def set_condition(
@@ -70,6 +83,37 @@ def set_condition(
     }
     others = [c for c in conditions if c.get("type") != kind]
     return sorted([*others, condition], key=lambda c: str(c.get("type")))
+
+
+def with_ready(
+    conditions: list[dict[str, Any]], *, now: datetime, generation: int | None
+) -> list[dict[str, Any]]:
+    """`conditions` with Ready set from the others: True once the spec is valid, the children applied, the
+    gate built and every gateway replica Ready (whether the flag is on is AcceptingOrders' business);
+    False with the first unmet condition's reason, or `Deleting` while a teardown drains."""
+    ok, reason, message = _ready({c.get("type"): c for c in conditions})
+    return set_condition(conditions, ConditionType.READY, ok, reason, message, now=now, generation=generation)
+
+
+def _ready(by_type: dict[Any, dict[str, Any]]) -> tuple[bool, str, str]:
+    draining = by_type.get(ConditionType.DRAINING)
+    if draining is not None:
+        return False, Reason.DELETING, f"the FlashSale is being deleted: {draining.get('message', '')}"
+    for kind in READY_NEEDS:
+        found = by_type.get(kind)
+        if found is None:
+            return False, Reason.NOT_REPORTED, f"{kind} is not reported yet"
+        if found.get("status") != "True":
+            return (
+                False,
+                str(found.get("reason") or Reason.NOT_REPORTED),
+                f"{kind}: {found.get('message', '')}",
+            )
+    return (
+        True,
+        Reason.ALL_READY,
+        "the spec is valid, the children applied, the gate built and the gateways Ready",
+    )
 
 
 def _rfc3339(moment: datetime) -> str:

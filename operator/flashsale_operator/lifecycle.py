@@ -23,7 +23,7 @@ import kopf
 
 from flashsale_operator import metrics, queue, status
 from flashsale_operator.checkpoints import Step, checkpoint
-from flashsale_operator.conditions import ConditionType, Reason, set_condition
+from flashsale_operator.conditions import ConditionType, Reason, set_condition, with_ready
 from flashsale_operator.phases import Decision, Gate, decide
 from flashsale_operator.runtime import Platform, SaleState
 from flashsale_operator.spec import GROUP, KIND, VERSION, FlashSaleSpec, Phase
@@ -178,6 +178,7 @@ class SaleLoop:
         """Reads the record and the children, then writes the status if anything changed."""
         await self._observe()
         self._spec_conditions()
+        self.conditions = with_ready(self.conditions, now=datetime.now(UTC), generation=self.sale.generation)
         if self.sale.failed and self.recorded.phase is not Phase.FAILED:
             failed_at = datetime.now(UTC)
             self.recorded = replace(self.recorded, phase=Phase.FAILED, phase_since=failed_at)

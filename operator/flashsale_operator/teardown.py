@@ -31,7 +31,7 @@ from typing import Any
 import kopf
 
 from flashsale_operator import metrics, queue
-from flashsale_operator.conditions import ConditionType, Reason, set_condition
+from flashsale_operator.conditions import ConditionType, Reason, set_condition, with_ready
 from flashsale_operator.drain import Decision, Seen, Verdict, decide, drain_status, warnings_due
 from flashsale_operator.render import SaleRef
 from flashsale_operator.runtime import Platform, SaleState
@@ -195,15 +195,17 @@ class Drain:
 
     async def _write_status(self, seen: Seen, decision: Decision) -> bool:
         """The finalizer is the only writer now (the sale's loops stopped before the teardown began)."""
+        now = datetime.now(UTC)
         conditions = set_condition(
             self.deleting.conditions,
             ConditionType.DRAINING,
             decision.verdict is Verdict.WAIT,
             decision.reason,
             decision.message,
-            now=datetime.now(UTC),
+            now=now,
             generation=self.deleting.generation,
         )
+        conditions = with_ready(conditions, now=now, generation=self.deleting.generation)
         body = {
             "conditions": conditions,
             "drain": drain_status(seen, since=rfc3339(self.deleting.started),

@@ -158,6 +158,8 @@ STATUS = {
     "conditions": [
         {"type": "AcceptingOrders", "status": "True", "reason": "Opened", "message": "the start flag is on",
          "lastTransitionTime": "2030-07-01T12:00:00Z", "observedGeneration": 1},
+        {"type": "Ready", "status": "True", "reason": "AllReady", "message": "the gateways are Ready",
+         "lastTransitionTime": "2030-07-01T11:55:02Z", "observedGeneration": 1},
     ],
 }  # fmt: skip
 
@@ -173,6 +175,22 @@ def test_the_status_keeps_what_the_operator_writes_and_kubectl_shows_it(
     header, row = cluster.kubectl("get", "fsale", "-n", namespace).splitlines()
     assert header.split() == ["NAME", "PHASE", "STOCK", "REMAINING", "STARTS", "AGE"]
     assert row.split()[:5] == ["summer-drop", "Live", "100", "42", stored["spec"]["schedule"]["startsAt"]]
+    header, row = cluster.kubectl("get", "fsale", "-n", namespace, "-o", "wide").splitlines()
+    assert header.split()[6:] == ["URL", "ORDERED", "PAID", "CONSUMERS", "LAG"]
+    assert row.split()[6:] == ["http://127.0.0.1:31080", "50", "47", "2", "2400"]
+    waited = cluster.kubectl(
+        "wait", "-n", namespace, "--for=condition=Ready", "fsale/summer-drop", "--timeout=60s"
+    )
+    assert "condition met" in waited
+
+
+def test_kubectl_explain_tells_what_each_field_means(cluster: LocalCluster, crd: None) -> None:
+    explained = " ".join(cluster.kubectl("explain", "flashsale.spec.perUserLimit").split())
+    assert "Units one user may buy." in explained
+    explained = " ".join(cluster.kubectl("explain", "flashsale.status.conditions.type").split())
+    assert "Ready, SpecValid, ChildrenReady" in explained
+    explained = " ".join(cluster.kubectl("explain", "flashsale.metadata").split())
+    assert "ObjectMeta" in explained
 
 
 # Invalid by construction, without asking the model: values outside a bound, of the wrong type, or
