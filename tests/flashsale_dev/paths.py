@@ -34,9 +34,11 @@ def kafka_libs() -> Path:
 
 
 def tool_dir(tool: str) -> Path:
-    """The cached build of one pinned tool: k8s, etcd, kwok or helm."""
-    key = {"k8s": "KUBERNETES_VERSION"}.get(tool, f"{tool.upper()}_VERSION")
-    return cache_dir() / "bin" / f"{tool}-{versions()[key]}"
+    """The cached build of one pinned tool: k8s, etcd, kwok, helm, coredns or containerd."""
+    if tool == "k8s":  # the dir also names the set of binaries built (control plane + node)
+        pinned = versions()
+        return cache_dir() / "bin" / f"k8s-{pinned['KUBERNETES_VERSION']}-{pinned['KUBERNETES_BUILD_RECIPE']}"
+    return cache_dir() / "bin" / f"{tool}-{versions()[f'{tool.upper()}_VERSION']}"
 
 
 def require_binary(path: Path | str, hint: str = "run `make setup`") -> Path:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local Kubernetes control plane from the Go module proxy into a cache outside the repo:
-# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd, kwok, helm and coredns, at
-# the versions pinned in versions.env. Each tool lands in $CACHE/bin/<tool>-<version>/ with a .complete
+# Builds the local Kubernetes cluster's tools from the Go module proxy into a cache outside the repo:
+# kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet, kube-proxy, etcd, kwok,
+# helm, coredns and containerd (+ its runc shim and ctr), at the versions pinned in versions.env. Each tool lands in $CACHE/bin/<tool>-<version>/ with a .complete
 # stamp; a present stamp means a cache hit and nothing is rebuilt.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,11 +22,15 @@ finish() { touch "$1/.complete"; log "built $(basename "$1") in $(( $(date +%s) 
 # A throwaway main module: k8s.io/kubernetes resolves its staging modules with local replace lines
 # that only work in its own repository (kubernetes/kubernetes#79384), so we pin each staging module
 # to the matching published v0.X.Y instead.
+# The node binaries (kubelet, kube-proxy) share the control plane's `go build`: most packages are
+# common, so they cost little on top. The directory name carries KUBERNETES_BUILD_RECIPE, so a cache
+# built with another set of binaries is never mistaken for this one (paths.tool_dir reads it too).
 build_kubernetes() {
-  local out="$cache/bin/k8s-$KUBERNETES_VERSION" start; start=$(date +%s)
+  local name="k8s-$KUBERNETES_VERSION-$KUBERNETES_BUILD_RECIPE"
+  local out="$cache/bin/$name" start; start=$(date +%s)
   built "$out" && return 0
   log "building kubernetes $KUBERNETES_VERSION (cold: about 4 min on 2 cores)"
-  local dir="$work/k8s-$KUBERNETES_VERSION" staging="v0.${KUBERNETES_VERSION#v1.}"
+  local dir="$work/$name" staging="v0.${KUBERNETES_VERSION#v1.}"
   rm -rf "$dir" && mkdir -p "$dir" "$out"
   local gomod; gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
@@ -45,7 +49,23 @@ build_kubernetes() {
   (cd "$dir" && go build -trimpath -tags selinux,notest -o "$out/" \
     -ldflags "$ldflags -X $v.gitVersion=$KUBERNETES_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
-    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl)
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy)
+  finish "$out" "$start"
+}
+
+# containerd 2.x for the real nodes, without cgo: the snapshotters that need C libraries are left
+# out (the nodes use overlayfs). Version stamped so the CRI reports containerd://<version>.
+build_containerd() {
+  local out="$cache/bin/containerd-$CONTAINERD_VERSION" start; start=$(date +%s)
+  built "$out" && return 0
+  log "building containerd $CONTAINERD_VERSION"
+  mkdir -p "$out"
+  local m="github.com/containerd/containerd/v2"
+  GOBIN="$out" go install -trimpath -tags no_btrfs,no_devmapper,no_zfs \
+    -ldflags "$ldflags -X $m/version.Version=$CONTAINERD_VERSION -X $m/version.Revision=module-proxy" \
+    "$m/cmd/containerd@$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "$m/cmd/ctr@$CONTAINERD_VERSION"
   finish "$out" "$start"
 }
 
@@ -112,5 +132,5 @@ build_coredns() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm coredns kubernetes)
+[ ${#targets[@]} -gt 0 ] || targets=(etcd kwok helm coredns kubernetes containerd)
 for t in "${targets[@]}"; do "build_$t"; done

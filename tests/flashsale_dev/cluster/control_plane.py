@@ -79,6 +79,9 @@ class ApiServer(Component):
             # The `kubernetes` Service's ClusterIP: the service proxy forwards it here unchanged.
             ips=["127.0.0.1", self.services.address(1)],
         )  # fmt: skip
+        # For logs, exec and port-forward on real kubelet nodes (real_node/): a client certificate
+        # their kubelets accept, and their InternalIP (their Hostname resolves nowhere).
+        kubelet_client = self.pki.client_cert("kube-apiserver-kubelet-client")
         argv = [
             _k8s_binary("kube-apiserver"),
             f"--etcd-servers={self.etcd.url}",
@@ -96,6 +99,9 @@ class ApiServer(Component):
             "--allow-privileged=true",
             "--profiling=false",
             f"--cert-dir={self.dir / 'certs'}",
+            f"--kubelet-client-certificate={kubelet_client.cert}",
+            f"--kubelet-client-key={kubelet_client.key}",
+            "--kubelet-preferred-address-types=InternalIP",
         ]  # fmt: skip
         return ManagedProcess(self.name, argv, self.log_path)
 
