@@ -22,7 +22,7 @@ from flashsale_dev.cluster import LocalCluster
 from flashsale_dev.cluster.launcher import throwaway_cluster
 from flashsale_dev.cluster.nodes import FLASHSALE_TAINT, KWOK, NodePool
 from flashsale_dev.cluster.real_node import RealNode, RealNodeSpec, host, host_ledger
-from flashsale_dev.cluster.real_node.addresses import NODE_NETWORK, POD_NETWORK, LINK_PREFIX
+from flashsale_dev.cluster.real_node.addresses import LINK_PREFIX, NODE_NETWORK, POD_NETWORK
 from flashsale_dev.cluster.real_node.throwaway_image import build_pause_archive
 from flashsale_dev.cluster.real_node.undo import cleanup_stale
 from flashsale_dev.process import processes_mentioning
@@ -113,17 +113,22 @@ def test_a_real_node_joins_runs_a_pod_and_leaves_the_host_as_it_was(
         wait_for(lambda: is_ready(node_object(cluster, "real-1")), timeout=180, what="real-1 Ready",
                  describe=lambda: node.log_tail("kubelet"))  # fmt: skip
 
+        addresses = node.addresses
+        assert addresses is not None
         info = node_object(cluster, "real-1")["status"]
         assert info["nodeInfo"]["kubeletVersion"].startswith("v1.36.")
         assert info["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://2.")
         internal = [a["address"] for a in info["addresses"] if a["type"] == "InternalIP"]
-        assert internal == [node.addresses.node_ip] and ipaddress.ip_address(internal[0]) in NODE_NETWORK
+        assert internal == [addresses.node_ip]
+        assert ipaddress.ip_address(addresses.node_ip) in NODE_NETWORK
         wide = cluster.kubectl("get", "nodes", "real-1", "-o", "wide")
-        assert "v1.36." in wide and "containerd://2." in wide and internal[0] in wide
+        for shown in ("v1.36.", "containerd://2.", addresses.node_ip):
+            assert shown in wide
 
         running = run_pod(cluster, "on-real-node", "real-1")
         pod_ip = ipaddress.ip_address(running["status"]["podIP"])
-        assert not pod_ip.is_loopback and pod_ip in ipaddress.ip_network(node.addresses.pod_cidr)
+        assert not pod_ip.is_loopback
+        assert pod_ip in ipaddress.ip_network(addresses.pod_cidr)
         assert pod_ip in POD_NETWORK
         assert wait_for(lambda: GREETING in cluster.kubectl("logs", "on-real-node"), what="logs")
         assert cluster.kubectl("exec", "on-real-node", "--", *EXEC).strip() == "exec works"
@@ -171,15 +176,14 @@ def test_what_a_killed_runner_left_is_undone_from_its_journal(cluster: LocalClus
     root = tmp_path / "nodes"
     argv = [sys.executable, "-c", RUNNER, str(root), str(cluster.pki.dir), str(cluster.apiserver.port),
             SANDBOX_IMAGE, *map(str, images)]  # fmt: skip
-    runner = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        assert runner.stdout is not None and runner.stdout.readline().strip() == "started"
-        wait_for(lambda: is_ready(node_object(cluster, "real-2")), timeout=180, what="real-2 Ready")
-        run_pod(cluster, "left-behind", "real-2")  # a shim and a container that outlive the runner
-    finally:
-        runner.send_signal(signal.SIGKILL)
-        runner.wait()
-        runner.stdout.close() if runner.stdout else None
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as runner:
+        try:
+            assert runner.stdout is not None
+            assert runner.stdout.readline().strip() == "started"
+            wait_for(lambda: is_ready(node_object(cluster, "real-2")), timeout=180, what="real-2 Ready")
+            run_pod(cluster, "left-behind", "real-2")  # a shim and a container that outlive the runner
+        finally:
+            runner.send_signal(signal.SIGKILL)
     assert leftovers(root)["mounts"]  # the kill left the node's mounts (and more) behind...
     assert host_footprint() != before
 

@@ -169,7 +169,9 @@ def mounts_at_or_under(directory: Path, mountinfo: str | None = None) -> list[Pa
     text = mountinfo if mountinfo is not None else Path("/proc/self/mountinfo").read_text()
     top = str(directory.resolve()).rstrip("/")
     points = {Path(_unescape(line.split()[4])) for line in text.splitlines()}
-    return sorted((p for p in points if str(p) == top or str(p).startswith(top + "/")), key=_depth, reverse=True)
+    return sorted(
+        (p for p in points if str(p) == top or str(p).startswith(top + "/")), key=_depth, reverse=True
+    )
 
 
 def unmount_under(directory: Path) -> None:

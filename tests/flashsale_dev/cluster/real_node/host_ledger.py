@@ -18,6 +18,7 @@ from typing import Any
 
 from flashsale_dev.cluster.real_node import host
 from flashsale_dev.cluster.real_node.addresses import slot_held
+from flashsale_dev.ports import LOCK_DIR
 
 # kubelet writes these three host-wide (they are not per network namespace); ip_forward is per
 # namespace, and the bridge plugin sets it only in the node's own: recorded to prove it.
@@ -35,8 +36,8 @@ HOST_PATHS = (
 
 
 def ledger_dir() -> Path:
-    from flashsale_dev.ports import LOCK_DIR
-
+    """Next to the port locks, in the temp dir: journals outlive a killed runner, not a reboot
+    (which takes netns, veths, routes and cgroups with it too)."""
     return LOCK_DIR.parent / "flashsale-real-nodes"
 
 

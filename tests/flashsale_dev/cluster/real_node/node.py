@@ -123,15 +123,26 @@ class RealNode:
 
     def _write_configs(self, a: NodeAddresses) -> None:
         layout, name = self.layout, self.spec.name
-        for directory in (layout.containerd_dir, layout.cni_conf_dir, layout.kubelet_dir, layout.pod_logs_dir):
+        for directory in (
+            layout.containerd_dir,
+            layout.cni_conf_dir,
+            layout.kubelet_dir,
+            layout.pod_logs_dir,
+        ):
             directory.mkdir(parents=True, exist_ok=True)
         layout.containerd_config.write_text(configs.containerd_config(layout, self.sandbox_image))
-        (layout.cni_conf_dir / "10-flashsale.conflist").write_text(configs.cni_config_text(layout, a.pod_cidr))
+        (layout.cni_conf_dir / "10-flashsale.conflist").write_text(
+            configs.cni_config_text(layout, a.pod_cidr)
+        )
         server = f"https://127.0.0.1:{API_RELAY_PORT}"  # the relay, inside the namespace
         kubelet_id = self.pki.client_cert(f"system:node:{name}", ("system:nodes",))
-        write_cert_kubeconfig(self._kubeconfig("kubelet"), server, self.pki.ca.cert, kubelet_id, kubelet_id.cert.stem)
+        write_cert_kubeconfig(
+            self._kubeconfig("kubelet"), server, self.pki.ca.cert, kubelet_id, kubelet_id.cert.stem
+        )
         proxy_id = self.pki.client_cert("system:kube-proxy")
-        write_cert_kubeconfig(self._kubeconfig("kube-proxy"), server, self.pki.ca.cert, proxy_id, "system:kube-proxy")
+        write_cert_kubeconfig(
+            self._kubeconfig("kube-proxy"), server, self.pki.ca.cert, proxy_id, "system:kube-proxy"
+        )
         serving = self.pki.serving_cert(f"kubelet-{name}", dns=[name], ips=[a.node_ip])
         kubelet = configs.kubelet_config(
             layout, node_ip=a.node_ip, cgroup_root=a.cgroup_root, client_ca=self.pki.ca.cert,
@@ -155,7 +166,9 @@ class RealNode:
         self._spawn("api-relay", relay, inside=False)
         containerd = require_binary(tool_dir("containerd") / "containerd", "run `make setup-cluster`")
         self._spawn("containerd", [str(containerd), f"--config={self.layout.containerd_config}"])
-        wait_for(self.layout.containerd_socket.exists, timeout=60, what=f"{self.spec.name}: containerd socket")
+        wait_for(
+            self.layout.containerd_socket.exists, timeout=60, what=f"{self.spec.name}: containerd socket"
+        )
         for archive in self.images:
             self.ctr("images", "import", "--snapshotter=overlayfs", str(archive))
         k8s = tool_dir("k8s")
@@ -174,7 +187,8 @@ class RealNode:
         wait_for(lambda: _answers(healthz), timeout=120, what=f"{self.spec.name}: kubelet healthz")
 
     def _spawn(self, name: str, argv: list[str], *, inside: bool = True) -> None:
-        assert self.addresses is not None and self._journal is not None
+        assert self.addresses is not None
+        assert self._journal is not None
         command = host.ns_exec(self.addresses.netns, argv) if inside else argv
         process = ManagedProcess(name, command, self.dir / f"{name}.log", env=_tool_env())
         process.start()

@@ -71,7 +71,9 @@ def oci_archive(name: str, files: dict[str, bytes], entrypoint: list[str]) -> by
         }],
     })  # fmt: skip
     blobs = {f"blobs/sha256/{_digest(b).split(':')[1]}": (b, 0o644) for b in (layer, config, manifest)}
-    return _tar({"oci-layout": (_json({"imageLayoutVersion": "1.0.0"}), 0o644), "index.json": (index, 0o644), **blobs})
+    return _tar(
+        {"oci-layout": (_json({"imageLayoutVersion": "1.0.0"}), 0o644), "index.json": (index, 0o644), **blobs}
+    )
 
 
 def _tar(entries: dict[str, tuple[bytes, int]]) -> bytes:
