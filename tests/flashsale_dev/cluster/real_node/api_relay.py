@@ -6,7 +6,7 @@ kubelet there cannot reach it. This process opens its listening socket inside th
 host's. The bytes pass unchanged: TLS and client-certificate authentication stay end to end, and
 the API server's certificate already names 127.0.0.1. Nothing on the host listens on a new address.
 
-    python -m flashsale_dev.cluster.real_node.api_relay NETNS_PATH LISTEN_PORT UPSTREAM_PORT
+    python -I api_relay.py NETNS_PATH LISTEN_PORT UPSTREAM_PORT   (standard library only)
 """
 
 from __future__ import annotations

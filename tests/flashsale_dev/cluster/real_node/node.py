@@ -20,7 +20,7 @@ import yaml
 from flashsale_dev.cluster.kubeconfig import write_cert_kubeconfig
 from flashsale_dev.cluster.nodes import KUBELET_LABEL, POOL_LABEL
 from flashsale_dev.cluster.pki import ClusterPKI
-from flashsale_dev.cluster.real_node import configs, host, host_ledger
+from flashsale_dev.cluster.real_node import api_relay, configs, host, host_ledger
 from flashsale_dev.cluster.real_node.addresses import (
     NodeAddresses,
     foreign_routes,
@@ -161,8 +161,9 @@ class RealNode:
 
     def _start_processes(self, a: NodeAddresses) -> None:
         netns = str(host.netns_path(a.netns))
-        relay = [sys.executable, "-m", "flashsale_dev.cluster.real_node.api_relay", netns,
-                 str(API_RELAY_PORT), str(self.apiserver_port)]  # fmt: skip
+        # Run as a plain script: it needs only the standard library (not the package's imports).
+        ports = [str(API_RELAY_PORT), str(self.apiserver_port)]
+        relay = [sys.executable, "-I", api_relay.__file__, netns, *ports]
         self._spawn("api-relay", relay, inside=False)
         containerd = require_binary(tool_dir("containerd") / "containerd", "run `make setup-cluster`")
         self._spawn("containerd", [str(containerd), f"--config={self.layout.containerd_config}"])

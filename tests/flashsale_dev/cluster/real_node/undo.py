@@ -1,7 +1,7 @@
 """Undoing a node's journal: every host side effect it recorded, in the right order.
 
 Used by a node's stop, and by `cleanup_stale()` for nodes whose runner died (at the next start and,
-later, by `make down`).
+later, by `make down`): `python -m flashsale_dev.cluster.real_node` does that by hand.
 """
 
 from __future__ import annotations
