@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -32,10 +33,12 @@ from flashsale_sale import __version__
 pytestmark = pytest.mark.cluster
 
 SANDBOX_IMAGE = f"docker.io/flashsale/pause:{__version__}"
-# The test container: the pause image's binary prints a line and waits; `echo` answers an exec.
+# The test container: the pause image's binary prints a line and answers TCP connections with it;
+# `echo` answers an exec.
 GREETING = "hello from a real node"
+PORT = 8080
 CONTAINER = {"name": "main", "image": SANDBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
-             "command": ["/pause", "log", GREETING]}  # fmt: skip
+             "command": ["/pause", "serve", str(PORT), GREETING]}  # fmt: skip
 EXEC = ["/pause", "echo", "exec", "works"]
 
 
@@ -132,6 +135,7 @@ def test_a_real_node_joins_runs_a_pod_and_leaves_the_host_as_it_was(
         assert pod_ip in POD_NETWORK
         assert wait_for(lambda: GREETING in cluster.kubectl("logs", "on-real-node"), what="logs")
         assert cluster.kubectl("exec", "on-real-node", "--", *EXEC).strip() == "exec works"
+        assert ask(str(pod_ip)) == GREETING  # the host reaches the pod through the node's route
     finally:
         node.stop()
 
@@ -191,6 +195,11 @@ def test_what_a_killed_runner_left_is_undone_from_its_journal(cluster: LocalClus
     wait_for(lambda: leftovers(root) == {"processes": [], "mounts": []}, what="nothing of real-2 left",
              describe=lambda: str(leftovers(root)))  # fmt: skip
     assert host_footprint() == before
+
+
+def ask(ip: str) -> str:
+    with socket.create_connection((ip, PORT), timeout=10) as connection:
+        return connection.makefile().readline().strip()
 
 
 def _running(cluster: LocalCluster, name: str) -> dict[str, Any] | None:

@@ -2,7 +2,8 @@
 archive, made with gcc in a directory the caller owns (a test's tmp dir).
 
 The binary is a pause (the pod sandbox), and a little more so it can serve as a test container:
-`/pause log TEXT` prints TEXT and waits; `/pause echo WORDS` prints WORDS and exits (for exec).
+`/pause log TEXT` prints TEXT and waits; `/pause echo WORDS` prints WORDS and exits (for exec);
+`/pause serve PORT TEXT` prints TEXT and answers every TCP connection on PORT with it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,28 @@ from pathlib import Path
 from typing import Any
 
 SOURCE = r"""
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 static void done(int sig) { (void)sig; _exit(0); }
+static void serve(int port, const char *text) {
+    int server = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons(port)};
+    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(server, (struct sockaddr *)&address, sizeof address) || listen(server, 16)) _exit(1);
+    printf("%s\n", text); /* only once it listens: the log line says it is ready */
+    fflush(stdout);
+    for (;;) {
+        int client = accept(server, 0, 0);
+        if (client < 0) continue;
+        dprintf(client, "%s\n", text);
+        close(client);
+    }
+}
 int main(int argc, char **argv) {
     if (argc > 2 && strcmp(argv[1], "echo") == 0) {
         for (int i = 2; i < argc; i++) printf("%s%s", argv[i], i + 1 < argc ? " " : "\n");
@@ -29,6 +47,7 @@ int main(int argc, char **argv) {
     signal(SIGTERM, done);
     signal(SIGINT, done);
     if (argc > 2 && strcmp(argv[1], "log") == 0) { printf("%s\n", argv[2]); fflush(stdout); }
+    if (argc > 3 && strcmp(argv[1], "serve") == 0) serve(atoi(argv[2]), argv[3]);
     for (;;) pause();
 }
 """
