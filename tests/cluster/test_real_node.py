@@ -70,6 +70,7 @@ def host_footprint() -> dict[str, Any]:
         "sysctls": {name: host.read_sysctl(name) for name in host_ledger.KUBELET_SYSCTLS},
         "host_paths": {str(p): p.exists() for p in host_ledger.HOST_PATHS},
         "cgroups": sorted(str(p) for m in host.cgroup_mounts() for p in m.iterdir() if p.is_dir()),
+        "run_dirs": sorted(str(p) for p in Path("/run").glob("flashsale-node-*")),
         "host_path_mounts": [str(m) for p in host_ledger.HOST_PATHS for m in host.mounts_at_or_under(p)],
         "shims": processes_mentioning("containerd-shim-runc-v2"),
     }  # fmt: skip

@@ -61,7 +61,7 @@ def test_the_journal_is_undone_processes_first_then_newest_first(tmp_path: Path)
 
 
 def test_containerd_keeps_everything_in_the_node_directory_with_the_settings_this_machine_needs() -> None:
-    layout = configs.NodeLayout(Path("/data/real-1"))
+    layout = configs.NodeLayout(Path("/data/real-1"), Path("/run/node-1"))
     config = tomllib.loads(configs.containerd_config(layout, "docker.io/flashsale/pause:0.1.0"))
     runtime = config["plugins"]["io.containerd.cri.v1.runtime"]
     assert runtime["restrict_oom_score_adj"] is True  # root lacks CAP_SYS_RESOURCE here
@@ -75,12 +75,12 @@ def test_containerd_keeps_everything_in_the_node_directory_with_the_settings_thi
     opt = config["plugins"]["io.containerd.internal.v1.opt"]["path"]
     paths = [config["root"], config["state"], config["grpc"]["address"], runc["Root"],
              runtime["cni"]["conf_dir"], *runtime["cdi_spec_dirs"], opt]  # fmt: skip
-    assert all(p.startswith("/data/real-1/") for p in paths)
+    assert all(p.startswith(("/data/real-1/", "/run/node-1/")) for p in paths)
     assert "io.containerd.nri.v1.nri" in config["disabled_plugins"]
 
 
 def test_kubelet_runs_on_cgroup_v1_with_cgroupfs_and_admits_only_the_clusters_certificates() -> None:
-    layout = configs.NodeLayout(Path("/data/real-1"))
+    layout = configs.NodeLayout(Path("/data/real-1"), Path("/run/node-1"))
     kubelet = configs.kubelet_config(
         layout, node_ip="198.51.100.6", cgroup_root="/flashsale-node-1", client_ca=Path("/pki/ca.crt"),
         serving=(Path("/pki/k.crt"), Path("/pki/k.key")),
@@ -97,7 +97,8 @@ def test_kubelet_runs_on_cgroup_v1_with_cgroupfs_and_admits_only_the_clusters_ce
     assert kubelet["address"] == kubelet["healthzBindAddress"] == "198.51.100.6"
     assert kubelet["readOnlyPort"] == 0
     assert kubelet["podLogsDir"].startswith("/data/real-1/")
-    assert kubelet["volumePluginDir"].startswith("/data/real-1/")
+    assert kubelet["volumePluginDir"].startswith("/run/node-1/")
+    assert kubelet["containerRuntimeEndpoint"] == "unix:///run/node-1/containerd.sock"
 
 
 def test_kube_proxy_stays_off_loopback_and_leaves_host_wide_conntrack_settings_alone() -> None:
@@ -111,7 +112,7 @@ def test_kube_proxy_stays_off_loopback_and_leaves_host_wide_conntrack_settings_a
 
 
 def test_the_pod_network_is_a_bridge_on_the_nodes_range_with_its_ipam_state_in_the_node() -> None:
-    cni = configs.cni_config(configs.NodeLayout(Path("/data/real-1")), "10.246.1.0/24")
+    cni = configs.cni_config(configs.NodeLayout(Path("/data/real-1"), Path("/run/node-1")), "10.246.1.0/24")
     bridge, portmap = cni["plugins"]
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.246.1.0/24"}]]
     assert bridge["ipam"]["dataDir"].startswith("/data/real-1/")

@@ -56,6 +56,11 @@ class NodeAddresses:
     def cgroup_root(self) -> str:
         return f"/flashsale-node-{self.slot}"
 
+    @property
+    def run_dir(self) -> Path:
+        """Short, for unix sockets (see configs.NodeLayout)."""
+        return Path("/run") / f"flashsale-node-{self.slot}"
+
 
 def foreign_routes(routes: Iterable[dict[str, str]]) -> list[dict[str, str]]:
     """Routes (`ip -j route` entries) of anyone but the project that overlap the node ranges."""

@@ -23,9 +23,12 @@ KUBE_PROXY_HEALTHZ_PORT = 10256
 
 @dataclass(frozen=True)
 class NodeLayout:
-    """The node's own directories and files, all under one data directory."""
+    """The node's own directories and files: data under `root`, sockets (and kubelet's root dir,
+    which holds sockets too) under the short `run` dir - a unix socket path has at most 107 bytes,
+    and a test's tmp dir alone can take 70."""
 
     root: Path
+    run: Path
 
     @property
     def containerd_dir(self) -> Path:
@@ -33,7 +36,7 @@ class NodeLayout:
 
     @property
     def containerd_socket(self) -> Path:
-        return self.containerd_dir / "containerd.sock"
+        return self.run / "containerd.sock"
 
     @property
     def containerd_config(self) -> Path:
@@ -49,7 +52,7 @@ class NodeLayout:
 
     @property
     def kubelet_dir(self) -> Path:
-        return self.root / "kubelet"
+        return self.run / "kubelet"
 
     @property
     def kubelet_config(self) -> Path:

@@ -57,12 +57,12 @@ class RealNode:
     ) -> None:  # fmt: skip
         self.spec = spec
         self.dir = root / spec.name
-        self.layout = configs.NodeLayout(self.dir)
         self.pki = pki
         self.apiserver_port = apiserver_port
         self.images = list(images)
         self.sandbox_image = sandbox_image
         self.addresses: NodeAddresses | None = None
+        self.layout = configs.NodeLayout(self.dir, self.dir / "run")  # replaced once the slot is known
         self._slot_fd: int | None = None
         self._journal: Journal | None = None
         self.processes: dict[str, ManagedProcess] = {}
@@ -72,6 +72,7 @@ class RealNode:
     def start(self) -> None:
         cleanup_stale()
         self.addresses, self._slot_fd = reserve_slot()
+        self.layout = configs.NodeLayout(self.dir, self.addresses.run_dir)
         self._journal = Journal(journal_path(self.addresses.slot))
         undo_journal(self._journal)  # a journal of this slot left by a killed run: undone above
         try:
@@ -99,8 +100,9 @@ class RealNode:
         clashes = foreign_routes(read_routes(host.run("ip", "-j", "route")))
         if clashes:
             raise RuntimeError(f"routes on this machine overlap the real nodes' ranges: {clashes}")
-        journal.record("directory", path=str(self.dir))
-        self.dir.mkdir(parents=True, exist_ok=True)
+        for directory in (self.dir, a.run_dir):
+            journal.record("directory", path=str(directory))
+            directory.mkdir(parents=True, exist_ok=True)
         journal.record("host_ledger", slot=a.slot)  # before anything creates a path it lists
         host_ledger.join(a.slot)
         journal.record("netns", name=a.netns)
