@@ -18,7 +18,7 @@ help: ## list the targets
 
 setup: setup-system setup-python setup-kafka setup-cluster ## install everything (idempotent; fast when warm)
 
-setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk, nginx (no daemons started)
+setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk, nginx, runc, CNI plugins, iptables (no daemons started)
 	@bash $(BUILD)/setup-system.sh
 
 setup-python: $(VENV)/.installed ## the Python venv with runtime and dev dependencies
@@ -31,7 +31,7 @@ $(VENV)/.installed: pyproject.toml
 setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the repo
 	@bash $(BUILD)/fetch-kafka.sh
 
-setup-cluster: ## build kube-apiserver/controller-manager/scheduler/kubectl, etcd, kwok, helm, coredns into the cache
+setup-cluster: ## build the control plane, kubelet, kube-proxy, containerd, etcd, kwok, helm, coredns into the cache
 	@bash $(BUILD)/build-cluster-tools.sh
 
 lint: setup-python ## ruff (lint + format check) and mypy
