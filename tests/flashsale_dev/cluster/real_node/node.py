@@ -74,7 +74,7 @@ class RealNode:
         self.addresses, self._slot_fd = reserve_slot()
         self.layout = configs.NodeLayout(self.dir, self.addresses.run_dir)
         self._journal = Journal(journal_path(self.addresses.slot))
-        undo_journal(self._journal)  # a journal of this slot left by a killed run: undone above
+        undo_journal(self._journal)  # empty, unless a dead run's appeared since cleanup_stale()
         try:
             self._make_host_side(self.addresses, self._journal)
             self._write_configs(self.addresses)
@@ -196,7 +196,8 @@ class RealNode:
         process = ManagedProcess(name, command, self.dir / f"{name}.log", env=_tool_env())
         process.start()
         assert process.pid is not None
-        # A pid exists only once spawned; the process is also inside the netns recorded before it.
+        # A pid exists only once spawned; until recorded, a process is found by the netns recorded
+        # before it (the relay, outside it, dies with its parent through PR_SET_PDEATHSIG).
         self._journal.record("process", name=name, pid=process.pid, start_time=host.start_time(process.pid))
         self.processes[name] = process
 
