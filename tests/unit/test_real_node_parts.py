@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flashsale_dev.cluster.real_node import configs, host
+from flashsale_dev.cluster.real_node import configs, host, image_names
 from flashsale_dev.cluster.real_node.addresses import NODE_NETWORK, POD_NETWORK, NodeAddresses, foreign_routes
 from flashsale_dev.cluster.real_node.journal import Journal, undo_order
 from flashsale_dev.cluster.real_node.throwaway_image import oci_archive
@@ -147,3 +147,19 @@ def test_the_stand_in_pause_image_is_an_oci_layout_named_for_containerd() -> Non
     for name, content in files.items():
         if name.startswith("blobs/sha256/"):
             assert hashlib.sha256(content).hexdigest() == name.rsplit("/", 1)[1]
+
+
+def test_short_image_names_get_the_normalized_twin_the_cri_looks_up() -> None:
+    assert image_names.normalized("flashsale/pause:0.1.0") == "docker.io/flashsale/pause:0.1.0"
+    assert image_names.normalized("busybox:1") == "docker.io/library/busybox:1"
+    assert image_names.normalized("localhost:5000/x:1") == "localhost:5000/x:1"
+    assert image_names.normalized("registry.example/x/y:1") == "registry.example/x/y:1"
+    stored = [
+        "flashsale/gateway:0.1.0",
+        "docker.io/flashsale/pause:0.1.0",
+        "flashsale/pause:0.1.0",
+        "sha256:ab",
+    ]
+    assert image_names.missing_twins(stored) == {
+        "flashsale/gateway:0.1.0": "docker.io/flashsale/gateway:0.1.0"
+    }

@@ -20,7 +20,7 @@ import yaml
 from flashsale_dev.cluster.kubeconfig import write_cert_kubeconfig
 from flashsale_dev.cluster.nodes import KUBELET_LABEL, POOL_LABEL
 from flashsale_dev.cluster.pki import ClusterPKI
-from flashsale_dev.cluster.real_node import api_relay, configs, host, host_ledger
+from flashsale_dev.cluster.real_node import api_relay, configs, host, host_ledger, image_names
 from flashsale_dev.cluster.real_node.addresses import (
     NodeAddresses,
     foreign_routes,
@@ -174,6 +174,8 @@ class RealNode:
         )
         for archive in self.images:
             self.ctr("images", "import", "--snapshotter=overlayfs", str(archive))
+        for short, full in image_names.missing_twins(self.ctr("images", "ls", "-q").split()).items():
+            self.ctr("images", "tag", short, full)
         k8s = tool_dir("k8s")
         labels = ",".join(f"{k}={v}" for k, v in self.spec.node_labels().items())
         self._spawn("kubelet", [
