@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 CGROUP_MOUNT_TYPES = ("cgroup", "cgroup2")
+NETNS_DIR = Path("/run/netns")  # iproute2's named network namespaces
 
 
 def run(*argv: str, check: bool = True) -> str:
@@ -65,7 +66,7 @@ def _exists(pid: int) -> bool:
 
 
 def netns_path(name: str) -> Path:
-    return Path("/run/netns") / name
+    return NETNS_DIR / name
 
 
 def netns_pids(name: str) -> list[int]:

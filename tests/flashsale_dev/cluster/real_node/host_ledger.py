@@ -31,7 +31,7 @@ HOST_PATHS = (
     Path("/var/lib/kubelet"),
     Path("/run/containerd"),
     Path("/var/lib/cni"),
-    Path("/run/netns"),
+    host.NETNS_DIR,
 )
 
 
@@ -70,7 +70,10 @@ def join(slot: int, directory: Path | None = None) -> None:
 
 
 def remove_created_path(path: Path) -> None:
-    """`ip netns add` makes /run/netns a mount point of itself: unmounted before it is removed."""
+    """`ip netns add` makes /run/netns a mount point of itself: unmounted before it is removed - but
+    only once empty: a namespace someone else named there since must keep its mount."""
+    if path == host.NETNS_DIR and path.exists() and any(path.iterdir()):
+        return
     host.unmount_under(path)
     if path in host.mounts_at_or_under(path):
         host.run("umount", "--lazy", str(path), check=False)
