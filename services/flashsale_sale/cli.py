@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database-url", help="default: FLASHSALE_DATABASE_URL, then DATABASE_URL")
     migrate.set_defaults(run=_migrate)
     cli_ops.add_parsers(commands)
+    from flashsale_load.cli import add_parser as add_load  # noqa: PLC0415 - moves to the dispatcher
+
+    add_load(commands)
     return parser
 
 
