@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import kubernetes
 import psycopg
+import pytest
+from kubernetes.client.exceptions import ApiException
 
 from flashsale_dev.journey import STOCK, SaleSeen, run_operator_journey
 from flashsale_dev.operator_install import InstalledOperator, operator_metrics
@@ -109,6 +111,18 @@ def check_children_are_the_sales_own_and_on_its_pool(
     assert {core.read_node(p.spec.node_name).metadata.labels["pool"] for p in pods} == {"flashsale"}
 
 
+def check_the_namespace_refuses_a_pod_that_is_not_hardened(core: Any, namespace: str) -> None:
+    """The journey's `restricted` label is enforced here: the sale's pods were admitted on their merit."""
+    pod = {
+        "metadata": {"name": "not-hardened"},
+        "spec": {"containers": [{"name": "c", "image": "flashsale/probe:dev"}]},
+    }
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(namespace, pod, dry_run="All")
+    assert refused.value.status == 403
+    assert "violates PodSecurity" in refused.value.body
+
+
 def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_removed_without_a_trace(
     flashsale_operator: InstalledOperator,
     kube_api: kubernetes.client.ApiClient,
@@ -120,6 +134,7 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
 
     def when_ready(sale: SaleSeen) -> None:
         check_children_are_the_sales_own_and_on_its_pool(kube_api, sale, platform.postgres.url())
+        check_the_namespace_refuses_a_pod_that_is_not_hardened(core, sale.namespace)
 
     def when_sold_out(sale: SaleSeen) -> None:
         metrics = operator_metrics(core)

@@ -1,5 +1,6 @@
 """The operator's journey, one function every cluster tier runs: install the operator, apply a
-FlashSale, see it Live, buy its stock with tokens, find the orders, delete it and see its children gone.
+FlashSale (in a namespace enforcing the `restricted` Pod Security Standard), see it Live, buy its
+stock with tokens, find the orders, delete it and see its children gone.
 
 The e2e tier runs it on the local cluster (tests/e2e/test_operator_sale.py), the kind tier on a kind
 cluster with the built images (tests/kind/). A `JourneyCluster` is what differs between them: how the
@@ -31,6 +32,9 @@ STOCK = 20
 SHOPPERS = 40  # twice the stock: half of them are told it is sold out
 GATEWAYS = 2  # the spec's default replicas
 PHASES_OF_A_SELL_OUT = ["Scheduled", "Prewarming", "Ready", "Live", "SoldOut"]
+# The sale's namespace enforces the strictest Pod Security Standard: the API server admits the sale's
+# pods only because the operator renders them hardened (render_security.py).
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
 class JourneyCluster(Protocol):
@@ -110,6 +114,7 @@ def run_operator_journey(
 ) -> SaleSeen:
     """The journey in `namespace` (which the caller made and removes); returns the sale it ran."""
     operator = cluster.install_operator()
+    kubernetes.client.CoreV1Api(cluster.api).patch_namespace(namespace, {"metadata": {"labels": RESTRICTED}})
     sales = FlashSales(cluster.api, namespace)
     spec = sale_spec(stock=STOCK, starts_in=10, prewarm_seconds=5, **cluster.sale_overrides)
     created = sales.create(name, spec)

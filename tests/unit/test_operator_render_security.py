@@ -163,3 +163,8 @@ def test_every_image_the_platform_runs_is_tagged_with_the_project_version() -> N
     ]
     assert images
     assert {image.rpartition(":")[2] for image in images} == {__version__}
+
+
+def test_the_operators_namespace_admits_only_pods_meeting_the_restricted_standard() -> None:
+    (namespace,) = [doc for doc in yaml.safe_load_all((MANIFESTS / "namespace.yaml").read_text()) if doc]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
