@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flashsale_sale import cli, tokens
+from flashsale_cli import main as cli
+from flashsale_sale import tokens
 
 KEY = "k" * 32  # the platform's user-token key
 SALE = "shop/kettle"
