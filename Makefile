@@ -38,7 +38,7 @@ lint: setup-python ## ruff (lint + format check), mypy and the layering's import
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
-	@$(VENV)/bin/lint-imports
+	@$(VENV)/bin/lint-imports --no-logo
 
 fmt: setup-python ## apply ruff's fixes and formatting
 	@$(VENV)/bin/ruff check --fix .
