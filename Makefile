@@ -21,11 +21,11 @@ setup: setup-system setup-python setup-kafka setup-cluster ## install everything
 setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk, nginx (no daemons started)
 	@bash $(BUILD)/setup-system.sh
 
-setup-python: $(VENV)/.installed ## the Python venv with runtime and dev dependencies
-$(VENV)/.installed: pyproject.toml
+setup-python: $(VENV)/.installed ## the Python venv: the product with its dev tools, and the local platform (both editable)
+$(VENV)/.installed: pyproject.toml tests/pyproject.toml
 	@test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q -e '.[dev]' -e ./tests
 	@touch $@
 
 setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the repo
@@ -34,10 +34,11 @@ setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the 
 setup-cluster: ## build kube-apiserver/controller-manager/scheduler/kubectl, etcd, kwok, helm, coredns into the cache
 	@bash $(BUILD)/build-cluster-tools.sh
 
-lint: setup-python ## ruff (lint + format check) and mypy
+lint: setup-python ## ruff (lint + format check), mypy and the layering's import-linter contracts
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-logo
 
 fmt: setup-python ## apply ruff's fixes and formatting
 	@$(VENV)/bin/ruff check --fix .
@@ -78,4 +79,4 @@ bench-operator: setup-system setup-python setup-kafka setup-cluster ## the opera
 	@$(PY) -m bench.operator --out bench/out/operator.json $(BENCH_ARGS)
 
 clean: down ## remove the venv and caches inside the repo (not the tool cache)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache *.egg-info tests/*.egg-info
