@@ -66,7 +66,7 @@ def install(lock: Path, wheel: Path, wheelhouse: Path, root: Path, work: Path) -
         [
             sys.executable, "-m", "pip", "--python", IMAGE_PYTHON, "install", "-q",
             "--no-deps", "--require-hashes", "--only-binary=:all:", "--no-index", "--no-compile",
-            "--disable-pip-version-check", "--no-warn-script-location",
+            "--disable-pip-version-check", "--no-warn-script-location", "--root-user-action=ignore",
             "--find-links", str(wheelhouse), "--find-links", str(wheel.parent),
             "--target", str(site), "-r", str(requirements),
         ],
