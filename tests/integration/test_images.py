@@ -76,7 +76,11 @@ def prepare(
 def run(runc: Runc, where: Path) -> subprocess.CompletedProcess[str]:
     name = f"image-test-{uuid.uuid4().hex[:8]}"
     return subprocess.run(
-        runc.argv("run", "--bundle", str(where), name), capture_output=True, text=True, timeout=RUN_TIMEOUT, check=False
+        runc.argv("run", "--bundle", str(where), name),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
     )
 
 
@@ -84,7 +88,9 @@ def test_the_gateway_image_prints_its_usage(
     archives: dict[str, Path], product_rootfs: Path, runc: Runc, tmp_path: Path
 ) -> None:
     ref = f"flashsale/gateway:{__version__}"
-    where, config = prepare(archives[ref], ref, tmp_path / "bundle", product_rootfs, args=["gateway", "--help"])
+    where, config = prepare(
+        archives[ref], ref, tmp_path / "bundle", product_rootfs, args=["gateway", "--help"]
+    )
     assert config["config"]["User"] == "10001:10001"
     done = run(runc, where)
     assert done.returncode == 0, done.stderr
@@ -117,7 +123,9 @@ def test_the_product_runs_as_a_non_root_uid_on_a_read_only_root(
 
 def test_the_tags_differ_only_in_their_command(archives: dict[str, Path]) -> None:
     configs = {
-        name: bundle.image_config(archives[f"flashsale/{name}:{__version__}"], f"flashsale/{name}:{__version__}")
+        name: bundle.image_config(
+            archives[f"flashsale/{name}:{__version__}"], f"flashsale/{name}:{__version__}"
+        )
         for name in ("operator", "gateway", "consumer")
     }
     commands = {name: (c["config"]["Entrypoint"], c["config"].get("Cmd")) for name, c in configs.items()}
@@ -146,3 +154,57 @@ def test_the_pause_image_exits_on_sigterm(archives: dict[str, Path], runc: Runc,
 def _status(runc: Runc, name: str) -> str:
     done = subprocess.run(runc.argv("state", name), capture_output=True, text=True, check=False)
     return "running" if '"status": "running"' in done.stdout else "not yet"
+
+
+BROKER = {
+    "CLUSTER_ID": "4L6g3nShT-eMCtK--X86sw",
+    "KAFKA_NODE_ID": "1",
+    "KAFKA_PROCESS_ROLES": "broker,controller",
+    "KAFKA_LISTENERS": "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+    "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://127.0.0.1:9092",
+    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+    "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+    "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+    "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@127.0.0.1:9093",
+    "KAFKA_LOG_DIRS": "/var/lib/kafka/data/logs",
+    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+}
+
+
+def test_the_kafka_image_starts_a_broker_and_stops_on_sigterm(
+    archives: dict[str, Path], runc: Runc, tmp_path: Path
+) -> None:
+    """In its own network namespace (only a loopback): the broker's port accepts from inside."""
+    ref = f"flashsale/kafka:{__version__}"
+    data = {"/tmp": "mode=1777", "/var/lib/kafka/data": "uid=10001,gid=10001,mode=0750"}
+    where, _ = prepare(archives[ref], ref, tmp_path / "bundle", env=BROKER, tmpfs=data)
+    name = f"kafka-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "kafka.log"
+    with (
+        log.open("w") as out,
+        subprocess.Popen(runc.argv("run", "--bundle", str(where), name), stdout=out, stderr=out) as process,
+    ):
+        try:
+            wait_for(
+                lambda: _accepts(runc, name, 9092) and process.poll() is None,
+                timeout=RUN_TIMEOUT,
+                what="the broker's port",
+                describe=log.read_text,
+            )
+            subprocess.run(runc.argv("kill", name, "TERM"), check=True)
+            process.wait(timeout=120)
+        finally:
+            process.kill()
+    text = log.read_text()
+    assert "formatting /var/lib/kafka/data/logs" in text
+    assert "shut down completed" in text.lower() or "shutdown complete" in text.lower(), text[-2000:]
+
+
+def _accepts(runc: Runc, name: str, port: int) -> bool:
+    probe = f"exec 3<>/dev/tcp/127.0.0.1/{port}"
+    done = subprocess.run(
+        runc.argv("exec", "--user", "10001:10001", name, "bash", "-c", probe),
+        capture_output=True,
+        check=False,
+    )
+    return done.returncode == 0

@@ -73,7 +73,11 @@ def test_gzip_carries_no_timestamp_or_file_name(tmp_path: Path) -> None:
 def test_a_tarball_is_repacked_in_its_own_order_through_the_filter(tmp_path: Path) -> None:
     source = tmp_path / "rootfs.tar"
     with tarfile.open(source, "w") as tar:
-        for name, kind in (("./etc", tarfile.DIRTYPE), ("./dev/null", tarfile.CHRTYPE), ("./etc/b", tarfile.REGTYPE)):
+        for name, kind in (
+            ("./etc", tarfile.DIRTYPE),
+            ("./dev/null", tarfile.CHRTYPE),
+            ("./etc/b", tarfile.REGTYPE),
+        ):
             info = tarfile.TarInfo(name)
             info.type, info.mtime, info.uname = kind, EPOCH + 1, "root"
             tar.addfile(info)
@@ -84,11 +88,16 @@ def test_a_tarball_is_repacked_in_its_own_order_through_the_filter(tmp_path: Pat
 
     oci.layer_from_tar(source, tmp_path / "base.tgz", EPOCH, "base", keep)
     with tarfile.open(tmp_path / "base.tgz") as tar:
-        assert [(m.name, m.mtime, m.uname) for m in tar.getmembers()] == [("etc", EPOCH, ""), ("etc/b", EPOCH, "")]
+        assert [(m.name, m.mtime, m.uname) for m in tar.getmembers()] == [
+            ("etc", EPOCH, ""),
+            ("etc/b", EPOCH, ""),
+        ]
 
 
 def build_archive(tmp_path: Path, name: str) -> tuple[Path, list[oci.BuiltImage], list[oci.Layer]]:
-    base = oci.layer_from_dir(make_tree(tmp_path / f"{name}-base", EPOCH), tmp_path / f"{name}-1.tgz", EPOCH, "base")
+    base = oci.layer_from_dir(
+        make_tree(tmp_path / f"{name}-base", EPOCH), tmp_path / f"{name}-1.tgz", EPOCH, "base"
+    )
     own_tree = tmp_path / f"{name}-own"
     (own_tree / "app").mkdir(parents=True)
     (own_tree / "app/main.py").write_text("print('hi')\n")

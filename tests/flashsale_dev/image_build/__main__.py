@@ -12,6 +12,7 @@ from typing import Any
 
 from flashsale_dev.image_build.build import Context, build_all, log
 from flashsale_dev.image_build.locks import LockError
+from flashsale_sale import __version__  # the project's one version
 
 
 def repo_root() -> Path:
@@ -23,18 +24,20 @@ def table(images: Sequence[dict[str, Any]]) -> str:
     rows = [("image", "archive", "compressed", "digest")]
     rows += [(i["ref"], i["archive"], f"{i['compressed_bytes'] / 1e6:.0f} MB", i["digest"]) for i in images]
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
-    return "\n".join("  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3]]) for row in rows)
+    return "\n".join(
+        "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3]]) for row in rows
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flashsale_dev.image_build", description=__doc__)
     parser.add_argument("--list", action="store_true", help="print each built image, its size and digest")
     parser.add_argument(
-        "--update-locks", action="store_true", help="re-resolve requirements.lock and accept new Debian versions"
+        "--update-locks",
+        action="store_true",
+        help="re-resolve requirements.lock and accept new Debian versions",
     )
     args = parser.parse_args(argv)
-    from flashsale_sale import __version__  # the project's one version
-
     ctx = Context(repo_root(), __version__, update_locks=args.update_locks)
     if args.list:
         listing = ctx.cache / "images.json"

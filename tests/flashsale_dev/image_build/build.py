@@ -7,12 +7,14 @@ Cache layout under $FLASHSALE_CACHE/images: `layers/<sha256>.tar.gz` (layer blob
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +32,8 @@ class Context:
     update_locks: bool = False
     cache: Path = field(default_factory=lambda: cache_dir() / "images")
     lock: locks.DebianLock = field(init=False)
+    # Bases already found or built in this run, so every image of the run sees the same one.
+    bases: dict[str, tuple[oci.Layer, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.lock = locks.parse_debian_lock(self.debian_lock.read_text())
@@ -60,20 +64,35 @@ def log(message: str) -> None:
     print(f"[images] {message}", file=sys.stderr, flush=True)
 
 
+# What only reads or runs the images (the CLI, the test's bundles) does not change them.
+NOT_BUILDING: Final = frozenset({"__main__.py", "bundle.py"})
+
+
 def builder_files() -> list[Path]:
-    return keys.files_under(PACKAGE_DIR)
+    return [path for path in keys.files_under(PACKAGE_DIR) if path.name not in NOT_BUILDING]
 
 
 def base_key(ctx: Context, base: recipes.Base) -> str:
     locked = ctx.lock.bases.get(base.name, {})
     listing = "".join(f"{name}={version}\n" for name, version in sorted(locked.items()))
     return keys.content_key(
-        [PACKAGE_DIR / "debian.py", PACKAGE_DIR / "oci.py"], PACKAGE_DIR, base.name, *base.packages, listing, str(ctx.lock.epoch)
+        [PACKAGE_DIR / "debian.py", PACKAGE_DIR / "oci.py"],
+        PACKAGE_DIR,
+        base.name,
+        *base.packages,
+        listing,
+        str(ctx.lock.epoch),
     )
 
 
 def base_layer(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, str]:
     """The base's layer (built when its key is new) and its key."""
+    if base.name not in ctx.bases:
+        ctx.bases[base.name] = _find_or_build_base(ctx, base)
+    return ctx.bases[base.name]
+
+
+def _find_or_build_base(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, str]:
     key = base_key(ctx, base)
     record = ctx.cache / "bases" / f"{base.name}-{key}.json"
     if record.is_file():
@@ -85,7 +104,9 @@ def base_layer(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, str]:
     started = time.monotonic()
     work = ctx.work(f"base-{base.name}")
     partial = work / "layer.tar.gz"
-    layer, listing = debian.build_base(base.packages, ctx.lock.epoch, work, partial, f"debian {debian.SUITE} {base.name}")
+    layer, listing = debian.build_base(
+        base.packages, ctx.lock.epoch, work, partial, f"debian {debian.SUITE} {base.name}"
+    )
     got = locks.parse_dpkg_list(listing)
     if ctx.update_locks:
         ctx.lock = locks.DebianLock(ctx.lock.epoch, {**ctx.lock.bases, base.name: got})
@@ -115,7 +136,7 @@ class Recipe:
     archive: str
     base: recipes.Base | None
     inputs: Callable[[Context], list[Path]]
-    extra: Callable[[Context], list[str]]
+    key_strings: Callable[[Context], list[str]]  # what goes in besides files (versions)
     tree: Callable[[Context, Path], Path]
     configs: Callable[[Context], dict[str, oci.ImageConfig]]
     owners: Mapping[str, tuple[int, int]] = field(default_factory=dict)
@@ -124,7 +145,7 @@ class Recipe:
 def build_recipe(ctx: Context, recipe: Recipe) -> tuple[list[dict[str, Any]], bool]:
     """The archive's images (from the cache when its key is unchanged) and whether it was built."""
     layers: list[oci.Layer] = []
-    extra = [ctx.version, str(ctx.lock.epoch), *recipe.extra(ctx)]
+    extra = [ctx.version, str(ctx.lock.epoch), *recipe.key_strings(ctx)]
     if recipe.base is not None:
         base, key = base_layer(ctx, recipe.base)
         layers.append(base)
@@ -141,7 +162,9 @@ def build_recipe(ctx: Context, recipe: Recipe) -> tuple[list[dict[str, Any]], bo
     work = ctx.work(recipe.archive)
     root = recipe.tree(ctx, work / "tree")
     partial = work / "layer.tar.gz"
-    own = oci.layer_from_dir(root, partial, ctx.lock.epoch, f"flashsale {recipe.archive} layer", recipe.owners)
+    own = oci.layer_from_dir(
+        root, partial, ctx.lock.epoch, f"flashsale {recipe.archive} layer", recipe.owners
+    )
     _store_layer(ctx, own, partial)
     layers.append(own)
     tags = [oci.Tagged(ref, config) for ref, config in recipe.configs(ctx).items()]
@@ -174,15 +197,18 @@ def all_recipes() -> list[Recipe]:
             archive="flashsale",
             base=recipes.PYTHON_BASE,
             inputs=lambda ctx: [ctx.requirements_lock, *keys.product_sources(ctx.repo)],
-            extra=lambda ctx: [],
+            key_strings=lambda ctx: [],
             tree=_product_tree,
             configs=lambda ctx: recipes.product_configs(ctx.version),
         ),
         Recipe(
             archive="flashsale-kafka",
             base=recipes.JRE_BASE,
-            inputs=lambda ctx: [*keys.files_under(ctx.manifests / "kafka"), *sorted(kafka_libs().glob("*.jar"))],
-            extra=lambda ctx: [kafka_version(ctx)],
+            inputs=lambda ctx: [
+                *keys.files_under(ctx.manifests / "kafka"),
+                *sorted(kafka_libs().glob("*.jar")),
+            ],
+            key_strings=lambda ctx: [kafka_version(ctx)],
             tree=lambda ctx, root: trees.kafka_tree(kafka_libs(), ctx.manifests / "kafka", root),
             configs=lambda ctx: recipes.kafka_config(ctx.version, kafka_version(ctx)),
             owners=trees.KAFKA_OWNED,
@@ -191,7 +217,7 @@ def all_recipes() -> list[Recipe]:
             archive="flashsale-pause",
             base=None,
             inputs=lambda ctx: keys.files_under(ctx.manifests / "pause"),
-            extra=lambda ctx: [trees.gcc_version()],
+            key_strings=lambda ctx: [trees.gcc_version()],
             tree=lambda ctx, root: trees.pause_tree(ctx.manifests / "pause" / "pause.c", root),
             configs=lambda ctx: recipes.pause_config(ctx.version),
         ),
@@ -201,8 +227,19 @@ def all_recipes() -> list[Recipe]:
 def build_all(ctx: Context) -> tuple[list[dict[str, Any]], int]:
     """Every image; returns them and how many archives had to be built."""
     os.umask(0o022)  # file modes in the layers must not depend on the caller's umask
-    if ctx.update_locks:
+    ctx.cache.mkdir(parents=True, exist_ok=True)
+    with (ctx.cache / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another `make images` (or the image test) waits its turn
+        return _build_all_locked(ctx)
+
+
+def _build_all_locked(ctx: Context) -> tuple[list[dict[str, Any]], int]:
+    if ctx.update_locks:  # (one base at a time then: each rewrites debian.lock)
         ctx.requirements_lock.write_text(pylock.resolve(ctx.repo / "pyproject.toml"))
+    else:
+        # mmdebstrap waits on downloads and dpkg as much as on the CPU: two bases overlap well.
+        with ThreadPoolExecutor(max_workers=len(recipes.BASES)) as pool:
+            list(pool.map(lambda base: base_layer(ctx, base), recipes.BASES))
     images: list[dict[str, Any]] = []
     built = 0
     for recipe in all_recipes():

@@ -43,7 +43,7 @@ def _manifest(tar: tarfile.TarFile, ref: str) -> dict[str, Any]:
         if entry.get("annotations", {}).get(oci.REF_NAME) == ref:
             manifest: dict[str, Any] = json.loads(_blob(tar, entry["digest"]))
             return manifest
-    raise KeyError(f"{ref} is not in {tar.name}")
+    raise KeyError(f"{ref} is not in the archive")
 
 
 def unpack(archive: Path, ref: str, rootfs: Path) -> None:
@@ -53,7 +53,7 @@ def unpack(archive: Path, ref: str, rootfs: Path) -> None:
             member = tar.extractfile("blobs/sha256/" + layer["digest"].removeprefix("sha256:"))
             assert member is not None
             with tarfile.open(fileobj=member, mode="r|gz") as layer_tar:
-                layer_tar.extractall(rootfs, filter="fully_trusted")  # our own layers: keep sticky bits
+                layer_tar.extractall(rootfs, filter="fully_trusted")  # noqa: S202 - our own layers; keeps /tmp sticky
 
 
 def _numeric_user(user: str) -> dict[str, int]:
@@ -63,6 +63,7 @@ def _numeric_user(user: str) -> dict[str, int]:
 
 def runtime_spec(
     config: Mapping[str, Any],
+    *,
     args: Sequence[str] | None = None,
     tmpfs: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
@@ -76,19 +77,38 @@ def runtime_spec(
     process_env = [*image.get("Env", []), *(f"{k}={v}" for k, v in (env or {}).items())]
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=755", "size=65536k"]},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "mode=755", "size=65536k"],
+        },
         {
             "destination": "/dev/pts",
             "type": "devpts",
             "source": "devpts",
             "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
         },
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        },
     ]
     for path, options in sorted((tmpfs or {"/tmp": "mode=1777"}).items()):
-        mounts.append({"destination": path, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", options]})
-    no_capabilities: dict[str, list[str]] = {k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")}
+        mounts.append(
+            {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", options]}
+        )
+    no_capabilities: dict[str, list[str]] = {
+        k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
+    }
     return {
         "ociVersion": "1.0.2",
         "process": {

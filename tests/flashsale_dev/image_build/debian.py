@@ -59,7 +59,9 @@ def keep_member(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if member.name == "." else member
 
 
-def build_base(packages: Sequence[str], epoch: int, work: Path, layer_out: Path, comment: str) -> tuple[oci.Layer, str]:
+def build_base(
+    packages: Sequence[str], epoch: int, work: Path, layer_out: Path, comment: str
+) -> tuple[oci.Layer, str]:
     """Run mmdebstrap into `work`, write the base layer to `layer_out`; returns the layer and the
     `dpkg-query` listing of what got installed."""
     work.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final, Protocol
 
 MEDIA_LAYER: Final = "application/vnd.oci.image.layer.v1.tar+gzip"
 MEDIA_CONFIG: Final = "application/vnd.oci.image.config.v1+json"
@@ -27,7 +27,8 @@ MEDIA_MANIFEST: Final = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX: Final = "application/vnd.oci.image.index.v1+json"
 REF_NAME: Final = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME: Final = "io.containerd.image.name"
-GZIP_LEVEL: Final = 6
+# Level 1: a third of level 6's time for about 10% more bytes (a cold build is on make test's path).
+GZIP_LEVEL: Final = 1
 CHUNK: Final = 1 << 20
 
 # A tar member rewritten on its way into a layer; None drops it.
@@ -54,7 +55,12 @@ class Layer:
     comment: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"digest": self.blob.digest, "size": self.blob.size, "diff_id": self.diff_id, "comment": self.comment}
+        return {
+            "digest": self.blob.digest,
+            "size": self.blob.size,
+            "diff_id": self.diff_id,
+            "comment": self.comment,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Layer:
@@ -81,10 +87,14 @@ def blob_of(data: bytes) -> Blob:
     return Blob("sha256:" + hashlib.sha256(data).hexdigest(), len(data))
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> object: ...
+
+
 class _HashingWriter(io.RawIOBase):
     """A write-only stream that hashes and counts what passes through to `sink` (if any)."""
 
-    def __init__(self, sink: IO[bytes] | None = None) -> None:
+    def __init__(self, sink: _Sink | None = None) -> None:
         self.sha = hashlib.sha256()
         self.size = 0
         self.sink = sink
@@ -112,7 +122,9 @@ def normalized(info: tarfile.TarInfo, epoch: int) -> tarfile.TarInfo:
     return info
 
 
-def walk_members(root: Path, epoch: int, owners: Mapping[str, tuple[int, int]]) -> Iterator[tuple[tarfile.TarInfo, Path]]:
+def walk_members(
+    root: Path, epoch: int, owners: Mapping[str, tuple[int, int]]
+) -> Iterator[tuple[tarfile.TarInfo, Path]]:
     """Every path under `root` as a tar member (sorted, parents first); `owners` maps a path inside
     the image (`var/lib/kafka`) to its uid/gid, root otherwise."""
     paths = sorted(p for p in root.rglob("*"))
@@ -138,7 +150,9 @@ def _write_layer(out: Path, comment: str, fill: Callable[[tarfile.TarFile], None
     """Stream a tar through gzip into `out`, hashing both sides on the way."""
     with out.open("wb") as raw:
         compressed = _HashingWriter(raw)
-        with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=GZIP_LEVEL) as gz:
+        with gzip.GzipFile(
+            filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=GZIP_LEVEL
+        ) as gz:
             uncompressed = _HashingWriter(gz)
             with tarfile.open(fileobj=uncompressed, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 fill(tar)
@@ -213,7 +227,8 @@ def manifest_json(config: Blob, layers: Sequence[Layer], annotations: Mapping[st
 def index_json(manifests: Iterable[tuple[Blob, str]]) -> bytes:
     """The layout's index: one manifest per reference (`flashsale/gateway:0.1.0`)."""
     entries = [
-        blob.descriptor(MEDIA_MANIFEST, annotations={REF_NAME: ref, CONTAINERD_NAME: ref}) for blob, ref in manifests
+        blob.descriptor(MEDIA_MANIFEST, annotations={REF_NAME: ref, CONTAINERD_NAME: ref})
+        for blob, ref in manifests
     ]
     return canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": entries})
 

@@ -26,7 +26,18 @@ PROJECT: Final = "flashsale"
 def build_wheel(repo: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(repo)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(repo),
+        ],
         check=True,
     )
     (wheel,) = out.glob(f"{PROJECT}-*.whl")
@@ -58,9 +69,7 @@ def install(lock: Path, wheel: Path, wheelhouse: Path, root: Path, work: Path) -
     """Install the lock plus the project's wheel (pinned by its own hash) under `root`."""
     version = wheel.name.split("-")[1]
     requirements = work / "requirements.txt"
-    requirements.write_text(
-        lock.read_text() + f"\n{PROJECT}=={version} --hash=sha256:{sha256_of(wheel)}\n"
-    )
+    requirements.write_text(lock.read_text() + f"\n{PROJECT}=={version} --hash=sha256:{sha256_of(wheel)}\n")
     site = root / SITE
     subprocess.run(
         [

@@ -45,8 +45,12 @@ def product_configs(version: str) -> dict[str, ImageConfig]:
         f"flashsale/operator:{version}": ImageConfig(
             user, ("python3", "-m", "flashsale_operator"), env=python_env(), labels=labels
         ),
-        f"flashsale/gateway:{version}": ImageConfig(user, flashsale, ("gateway",), python_env(), labels=labels),
-        f"flashsale/consumer:{version}": ImageConfig(user, flashsale, ("consumer",), python_env(), labels=labels),
+        f"flashsale/gateway:{version}": ImageConfig(
+            user, flashsale, ("gateway",), python_env(), labels=labels
+        ),
+        f"flashsale/consumer:{version}": ImageConfig(
+            user, flashsale, ("consumer",), python_env(), labels=labels
+        ),
     }
 
 
@@ -63,4 +67,8 @@ def kafka_config(version: str, kafka_version: str) -> dict[str, ImageConfig]:
 
 def pause_config(version: str) -> dict[str, ImageConfig]:
     user = f"{PAUSE_UID}:{PAUSE_UID}"
-    return {f"flashsale/pause:{version}": ImageConfig(user, ("/pause",), labels={"org.opencontainers.image.version": version})}
+    return {
+        f"flashsale/pause:{version}": ImageConfig(
+            user, ("/pause",), labels={"org.opencontainers.image.version": version}
+        )
+    }

@@ -38,7 +38,9 @@ def kafka_tree(libs: Path, sources: Path, root: Path) -> Path:
 
 
 def gcc_version() -> str:
-    return subprocess.run(["gcc", "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+    return subprocess.run(
+        ["gcc", "--version"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[0]
 
 
 def pause_tree(source: Path, root: Path) -> Path:
