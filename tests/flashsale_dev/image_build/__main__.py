@@ -20,9 +20,13 @@ def repo_root() -> Path:
     return next(p for p in here.parents if (p / "manifests" / "images").is_dir())
 
 
+def human(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+
+
 def table(images: Sequence[dict[str, Any]]) -> str:
     rows = [("image", "archive", "compressed", "digest")]
-    rows += [(i["ref"], i["archive"], f"{i['compressed_bytes'] / 1e6:.0f} MB", i["digest"]) for i in images]
+    rows += [(i["ref"], i["archive"], human(i["compressed_bytes"]), i["digest"]) for i in images]
     widths = [max(len(row[c]) for row in rows) for c in range(3)]
     return "\n".join(
         "  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[3]]) for row in rows

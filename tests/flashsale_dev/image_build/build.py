@@ -80,6 +80,7 @@ def base_key(ctx: Context, base: recipes.Base) -> str:
         PACKAGE_DIR,
         base.name,
         *base.packages,
+        *base.remove,
         listing,
         str(ctx.lock.epoch),
     )
@@ -105,7 +106,7 @@ def _find_or_build_base(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, st
     work = ctx.work(f"base-{base.name}")
     partial = work / "layer.tar.gz"
     layer, listing = debian.build_base(
-        base.packages, ctx.lock.epoch, work, partial, f"debian {debian.SUITE} {base.name}"
+        base.packages, ctx.lock.epoch, work, partial, f"debian {debian.SUITE} {base.name}", remove=base.remove
     )
     got = locks.parse_dpkg_list(listing)
     if ctx.update_locks:

@@ -25,7 +25,9 @@ APP_UID: Final = 10001
 APP_USER: Final = "flashsale"
 
 
-def mmdebstrap_argv(packages: Sequence[str], packages_out: Path, out: Path) -> list[str]:
+def mmdebstrap_argv(
+    packages: Sequence[str], packages_out: Path, out: Path, remove: Sequence[str] = ()
+) -> list[str]:
     dpkg_excludes = [f"--dpkgopt=path-exclude={pattern}" for pattern in EXCLUDED]
     user = f"{APP_USER}:x:{APP_UID}:{APP_UID}:FlashSale:/nonexistent:/usr/sbin/nologin"
     customize = [
@@ -34,6 +36,7 @@ def mmdebstrap_argv(packages: Sequence[str], packages_out: Path, out: Path) -> l
         f'echo "{user}" >> "$1/etc/passwd"; echo "{APP_USER}:x:{APP_UID}:" >> "$1/etc/group"',
         f'chroot "$1" dpkg-query -W -f=\'${{Package}}=${{Version}}\\n\' > "{packages_out}"',
         'rm -rf "$1/usr/share/man"',
+        *(f'rm -f "$1{path}"' for path in remove),
     ]
     return [
         "mmdebstrap",
@@ -60,14 +63,20 @@ def keep_member(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
 
 
 def build_base(
-    packages: Sequence[str], epoch: int, work: Path, layer_out: Path, comment: str
+    packages: Sequence[str],
+    epoch: int,
+    work: Path,
+    layer_out: Path,
+    comment: str,
+    *,
+    remove: Sequence[str] = (),
 ) -> tuple[oci.Layer, str]:
     """Run mmdebstrap into `work`, write the base layer to `layer_out`; returns the layer and the
     `dpkg-query` listing of what got installed."""
     work.mkdir(parents=True, exist_ok=True)
     rootfs_tar, listing = work / "rootfs.tar", work / "packages.txt"
     env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch)}
-    subprocess.run(mmdebstrap_argv(packages, listing, rootfs_tar), check=True, env=env)
+    subprocess.run(mmdebstrap_argv(packages, listing, rootfs_tar, remove), check=True, env=env)
     try:
         layer = oci.layer_from_tar(rootfs_tar, layer_out, epoch, comment, keep_member)
     finally:

@@ -25,10 +25,14 @@ class Base:
 
     name: str
     packages: tuple[str, ...]
+    remove: tuple[str, ...] = ()  # paths that would make the rootfs differ from build to build
 
 
 PYTHON_BASE: Final = Base("python", ("python3",))
-JRE_BASE: Final = Base("jre", ("openjdk-17-jre-headless",))
+# ca-certificates-java's keystore records when each certificate was imported: it differs at every
+# build. The broker's PLAINTEXT listeners need no trust store; a TLS set-up names its own
+# (ssl.truststore.location, or -Djavax.net.ssl.trustStore in KAFKA_OPTS).
+JRE_BASE: Final = Base("jre", ("openjdk-17-jre-headless",), remove=("/etc/ssl/certs/java/cacerts",))
 BASES: Final = (PYTHON_BASE, JRE_BASE)
 
 
