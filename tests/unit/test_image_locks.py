@@ -87,3 +87,11 @@ def test_a_content_key_ignores_mtimes_but_not_contents(tmp_path: Path) -> None:
     assert keys.content_key([one], tmp_path, "extra") == key
     one.write_text("b")
     assert keys.content_key([one], tmp_path, "extra") != key
+
+
+def test_without_packages_find_the_key_covers_the_product_directories(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.setuptools]\npackages = ["a"]\n')
+    (tmp_path / "services/a").mkdir(parents=True)
+    (tmp_path / "services/a/__init__.py").write_text("")
+    sources = {p.relative_to(tmp_path).as_posix() for p in keys.product_sources(tmp_path)}
+    assert sources == {"pyproject.toml", "services/a/__init__.py"}

@@ -39,11 +39,19 @@ def content_key(files: Iterable[Path], base: Path, *extra: str) -> str:
     return digest.hexdigest()[:32]
 
 
+# Where the product's packages live when pyproject does not say it with `packages.find`.
+PRODUCT_DIRS = ("operator", "services")
+
+
 def product_sources(repo: Path) -> list[Path]:
-    """pyproject.toml and every package directory its setuptools configuration would find."""
+    """pyproject.toml and every package directory its setuptools configuration would find (or, for
+    another configuration, everything under the product's directories: more rebuilds, never stale)."""
     pyproject = repo / "pyproject.toml"
     config = tomllib.loads(pyproject.read_text())
-    find = config.get("tool", {}).get("setuptools", {}).get("packages", {}).get("find", {})
+    packages_config = config.get("tool", {}).get("setuptools", {}).get("packages", {})
+    find = packages_config.get("find") if isinstance(packages_config, dict) else None
+    if not find:
+        return [pyproject, *files_under(*(repo / d for d in PRODUCT_DIRS))]
     packages: list[Path] = []
     for where in find.get("where", ["."]):
         for pattern in find.get("include", ["*"]):
