@@ -2,7 +2,9 @@
 
 Cache layout under $FLASHSALE_CACHE/images: `layers/<sha256>.tar.gz` (layer blobs),
 `bases/<base>-<key>.json` (a built Debian base: its layer and package list),
-`<archive>.oci.tar` with `<archive>.key` beside it, and `images.json` (the --list table).
+`<archive>.oci.tar` with `<archive>.oci.tar.json` beside it (its key and images), `wheels/` (the
+locked wheels) and `images.json` (the --list table). `--update-locks` rebuilds the bases whatever
+the cache holds: it records what Debian gives today.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def base_layer(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, str]:
 def _find_or_build_base(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, str]:
     key = base_key(ctx, base)
     record = ctx.cache / "bases" / f"{base.name}-{key}.json"
-    if record.is_file():
+    if record.is_file() and not ctx.update_locks:
         data = json.loads(record.read_text())
         layer = oci.Layer.from_json(data["layer"])
         if ctx.layer_file(layer).is_file():
