@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from flashsale_dev.image_build import bundle, debian, recipes
+from flashsale_dev.paths import versions
 
 pytestmark = pytest.mark.unit
 
@@ -91,3 +92,44 @@ def test_command_and_args_replace_entrypoint_and_cmd_like_a_pods() -> None:
         "gateway",
         "--help",
     ]
+
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "manifests/images"
+
+
+def containerfile_stages(path: Path) -> dict[str, dict[str, str]]:
+    """Stage name (or its index) -> the last USER/ENTRYPOINT/CMD of that stage, inheriting from its
+    FROM stage, with continuation lines joined."""
+    text = path.read_text().replace("\\\n", " ")
+    stages: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in text.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word == "FROM":
+            parent, _, name = rest.partition(" AS ")
+            current = dict(stages.get(parent.strip(), {}))
+            stages[name.strip() or str(len(stages))] = current
+        elif word in {"USER", "ENTRYPOINT", "CMD", "ENV"}:
+            current[word] = " ".join(rest.split())
+    return stages
+
+
+def test_the_containerfiles_say_what_the_builder_builds() -> None:
+    product = containerfile_stages(MANIFESTS / "flashsale/Containerfile")
+    for ref, config in recipes.product_configs("0.1.0").items():
+        stage = product[ref.split("/")[1].split(":")[0]]
+        assert stage["USER"] == config.user
+        assert stage["ENTRYPOINT"] == '["' + '", "'.join(config.entrypoint) + '"]'
+        assert stage.get("CMD") == ('["' + '", "'.join(config.cmd) + '"]' if config.cmd else None)
+        for name, value in config.env.items():
+            assert f"{name}={value}" in stage["ENV"]
+    (kafka,) = recipes.kafka_config("0.1.0", versions()["KAFKA_VERSION"]).values()
+    kafka_stage = containerfile_stages(MANIFESTS / "kafka/Containerfile")["0"]
+    assert kafka_stage["USER"] == kafka.user
+    assert kafka_stage["ENTRYPOINT"] == f'["{kafka.entrypoint[0]}"]'
+    for name, value in kafka.env.items():
+        assert f"{name}={value}" in kafka_stage["ENV"]
+    (pause,) = recipes.pause_config("0.1.0").values()
+    pause_stage = list(containerfile_stages(MANIFESTS / "pause/Containerfile").values())[-1]
+    assert pause_stage["USER"] == pause.user
+    assert pause_stage["ENTRYPOINT"] == '["/pause"]'
