@@ -1,7 +1,7 @@
 """`make images`: every image built or found in the cache by its content key.
 
-Cache layout under $FLASHSALE_CACHE/images: `layers/<sha256>.tar.gz` (layer blobs),
-`bases/<base>-<key>.json` (a built Debian base: its layer and package list),
+Cache layout under $FLASHSALE_CACHE/images: `layers/<sha256>.tar.gz` (the bases' layer blobs),
+`bases/<base>-<key>.json` (a built Debian base: its layer and package list; both pruned when unused),
 `<archive>.oci.tar` with `<archive>.oci.tar.json` beside it (its key and images), `wheels/` (the
 locked wheels) and `images.json` (the --list table). `--update-locks` rebuilds the bases whatever
 the cache holds: it records what Debian gives today.
@@ -173,6 +173,7 @@ def build_recipe(ctx: Context, recipe: Recipe) -> tuple[list[dict[str, Any]], bo
     tags = [oci.Tagged(ref, config) for ref, config in recipe.configs(ctx).items()]
     files = {layer.blob.digest: ctx.layer_file(layer) for layer in layers}
     built = oci.write_archive(archive, layers, files, tags, ctx.lock.epoch)
+    ctx.layer_file(own).unlink()  # the archive holds it; only the bases' layers are shared
     shutil.rmtree(work, ignore_errors=True)
     size = sum(layer.blob.size for layer in layers)
     images = [
@@ -250,4 +251,18 @@ def _build_all_locked(ctx: Context) -> tuple[list[dict[str, Any]], int]:
         images += found
         built += rebuilt
     (ctx.cache / "images.json").write_text(json.dumps(images, indent=1))
+    _prune_bases(ctx)
     return images, built
+
+
+def _prune_bases(ctx: Context) -> None:
+    """Forget the bases this run did not use (an older lock or builder): the cache does not grow
+    with every Debian update."""
+    records = {f"{name}-{key}.json" for name, (_, key) in ctx.bases.items()}
+    blobs = {ctx.layer_file(layer).name for layer, _ in ctx.bases.values()}
+    for record in (ctx.cache / "bases").glob("*.json"):
+        if record.name not in records:
+            record.unlink()
+    for blob in (ctx.cache / "layers").glob("*.tar.gz"):
+        if blob.name not in blobs:
+            blob.unlink()
