@@ -102,7 +102,9 @@ def test_the_product_runs_as_a_non_root_uid_on_a_read_only_root(
 ) -> None:
     ref = f"flashsale/operator:{__version__}"
     script = (
-        "import os, sys, flashsale_operator, flashsale_gateway, flashsale_consumer\n"
+        "import os, sys\n"
+        "import flashsale_operator.__main__, flashsale_gateway.server, flashsale_consumer.runner\n"
+        "import confluent_kafka, granian, psycopg, psycopg_binary\n"
         "print('uid', os.getuid(), os.getgid())\n"
         "print('bytecode written', not sys.flags.dont_write_bytecode)\n"
         "try:\n    open('/usr/local/probe', 'w')\nexcept OSError as e:\n    print('root', e.strerror)\n"
@@ -119,6 +121,19 @@ def test_the_product_runs_as_a_non_root_uid_on_a_read_only_root(
         "root Read-only file system",
         "tmp writable",
     ]
+
+
+def test_the_operator_image_starts_and_checks_its_configuration(
+    archives: dict[str, Path], product_rootfs: Path, runc: Runc, tmp_path: Path
+) -> None:
+    """With the image's own command and no settings, the operator stops at its configuration check
+    (exit 2, one line per missing setting): everything before it imported and ran in the image."""
+    ref = f"flashsale/operator:{__version__}"
+    where, _ = prepare(archives[ref], ref, tmp_path / "bundle", product_rootfs)
+    done = run(runc, where)
+    assert done.returncode == 2, done.stderr
+    assert "invalid operator configuration: FLASHSALE_OPERATOR_REDIS_URL" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_the_tags_differ_only_in_their_command(archives: dict[str, Path]) -> None:

@@ -1,8 +1,10 @@
 """manifests/images/requirements.lock: the product's dependencies for the image, pinned with hashes.
 
 Generated from pyproject's `dependencies` by pip's own resolver (`pip install --dry-run --report`,
-binary wheels only) run by this venv's Python 3.11 on Linux x86_64, the image's platform: every
-package of the closure with its version and the sha256 of the wheel pip chose.
+binary wheels only) evaluated by the host's Debian /usr/bin/python3, the image's very interpreter:
+environment markers are the image's (redis needs async-timeout below Python 3.11.3: Debian's 3.11.2
+does, this venv's newer 3.11 would not). Every package of the closure with its version and the
+sha256 of the wheel pip chose.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
+
+from flashsale_dev.image_build.product import IMAGE_PYTHON
 
 HEADER: Final = (
     "# The product image's Python dependencies: binary wheels for CPython 3.11 on Linux x86_64.\n"
@@ -48,7 +52,8 @@ def resolve(pyproject: Path) -> str:
         report = Path(tmp) / "report.json"
         subprocess.run(
             [
-                sys.executable, "-m", "pip", "install", "-q", "--dry-run", "--ignore-installed",
+                sys.executable, "-m", "pip", "--python", IMAGE_PYTHON, "install", "-q", "--dry-run",
+                "--ignore-installed", "--disable-pip-version-check",
                 "--only-binary=:all:", "--report", str(report), *project_dependencies(pyproject),
             ],
             check=True,
