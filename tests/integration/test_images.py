@@ -5,6 +5,7 @@ non-root user, a read-only root, no capabilities and no new privileges, in names
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -186,15 +187,27 @@ BROKER = {
 }
 
 
-def test_the_kafka_image_starts_a_broker_and_stops_on_sigterm(
+def test_the_kafka_image_runs_a_broker_that_keeps_its_data_across_restarts(
     archives: dict[str, Path], runc: Runc, tmp_path: Path
 ) -> None:
-    """In its own network namespace (only a loopback): the broker's port accepts from inside."""
+    """In its own network namespace (only a loopback) the broker's port accepts from inside; SIGTERM
+    is a controlled shutdown; a second start on the same data directory does not format it again."""
     ref = f"flashsale/kafka:{__version__}"
-    data = {"/tmp": "mode=1777", "/var/lib/kafka/data": "uid=10001,gid=10001,mode=0750"}
-    where, _ = prepare(archives[ref], ref, tmp_path / "bundle", env=BROKER, tmpfs=data)
+    data = tmp_path / "data"  # the StatefulSet's volume
+    data.mkdir()
+    os.chown(data, 10001, 10001)
+    where, _ = prepare(
+        archives[ref], ref, tmp_path / "bundle", env=BROKER, binds={"/var/lib/kafka/data": data}
+    )
+    first = run_broker_until_sigterm(runc, where, tmp_path / "first.log")
+    assert "formatting /var/lib/kafka/data/logs" in first
+    assert (data / "logs/meta.properties").is_file()
+    second = run_broker_until_sigterm(runc, where, tmp_path / "second.log")
+    assert "formatting" not in second
+
+
+def run_broker_until_sigterm(runc: Runc, where: Path, log: Path) -> str:
     name = f"kafka-{uuid.uuid4().hex[:8]}"
-    log = tmp_path / "kafka.log"
     with (
         log.open("w") as out,
         subprocess.Popen(runc.argv("run", "--bundle", str(where), name), stdout=out, stderr=out) as process,
@@ -210,9 +223,10 @@ def test_the_kafka_image_starts_a_broker_and_stops_on_sigterm(
             process.wait(timeout=120)
         finally:
             process.kill()
+    subprocess.run(runc.argv("delete", "--force", name), check=False)
     text = log.read_text()
-    assert "formatting /var/lib/kafka/data/logs" in text
     assert "shut down completed" in text.lower() or "shutdown complete" in text.lower(), text[-2000:]
+    return text
 
 
 def _accepts(runc: Runc, name: str, port: int) -> bool:

@@ -69,10 +69,12 @@ def runtime_spec(
     env: Mapping[str, str] | None = None,
     command: Sequence[str] | None = None,
     rootfs: Path | None = None,
+    binds: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
     """Like a pod's container: `command` replaces the Entrypoint, `args` the Cmd, `env` adds to Env;
     `tmpfs`: path -> mount options (default: a writable /tmp); `rootfs`: an unpacked image shared
-    by several bundles (read-only, so they cannot change it), else the bundle's own `rootfs`."""
+    by several bundles (read-only, so they cannot change it), else the bundle's own `rootfs`;
+    `binds`: path in the container -> host directory (a volume)."""
     image = config["config"]
     process_env = [*image.get("Env", []), *(f"{k}={v}" for k, v in (env or {}).items())]
     mounts: list[dict[str, Any]] = [
@@ -106,6 +108,8 @@ def runtime_spec(
         mounts.append(
             {"destination": path, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", options]}
         )
+    for path, host in sorted((binds or {}).items()):
+        mounts.append({"destination": path, "type": "bind", "source": str(host), "options": ["rbind", "rw"]})
     no_capabilities: dict[str, list[str]] = {
         k: [] for k in ("bounding", "effective", "permitted", "inheritable", "ambient")
     }
