@@ -95,3 +95,10 @@ def test_without_packages_find_the_key_covers_the_product_directories(tmp_path: 
     (tmp_path / "services/a/__init__.py").write_text("")
     sources = {p.relative_to(tmp_path).as_posix() for p in keys.product_sources(tmp_path)}
     assert sources == {"pyproject.toml", "services/a/__init__.py"}
+
+
+def test_the_readme_pyproject_names_goes_into_the_key(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nreadme = "README.md"\n')
+    (tmp_path / "README.md").write_text("# x\n")
+    sources = {p.relative_to(tmp_path).as_posix() for p in keys.product_sources(tmp_path)}
+    assert sources == {"pyproject.toml", "README.md"}

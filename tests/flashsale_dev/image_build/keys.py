@@ -11,6 +11,7 @@ import hashlib
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 IGNORED_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
 
@@ -48,12 +49,27 @@ def product_sources(repo: Path) -> list[Path]:
     another configuration, everything under the product's directories: more rebuilds, never stale)."""
     pyproject = repo / "pyproject.toml"
     config = tomllib.loads(pyproject.read_text())
+    pyproject_files = [pyproject, *_metadata_files(repo, config.get("project", {}))]
     packages_config = config.get("tool", {}).get("setuptools", {}).get("packages", {})
     find = packages_config.get("find") if isinstance(packages_config, dict) else None
     if not find:
-        return [pyproject, *files_under(*(repo / d for d in PRODUCT_DIRS))]
+        return [*pyproject_files, *files_under(*(repo / d for d in PRODUCT_DIRS))]
     packages: list[Path] = []
     for where in find.get("where", ["."]):
         for pattern in find.get("include", ["*"]):
             packages += [p for p in (repo / where).glob(pattern) if (p / "__init__.py").is_file()]
-    return [pyproject, *files_under(*packages)]
+    return [*pyproject_files, *files_under(*packages)]
+
+
+def _metadata_files(repo: Path, project: dict[str, Any]) -> list[Path]:
+    """The readme and license files pyproject's metadata names (building the wheel reads them)."""
+    names: list[str] = []
+    readme = project.get("readme")
+    if isinstance(readme, str):
+        names.append(readme)
+    for key in ("readme", "license"):
+        table = project.get(key)
+        if isinstance(table, dict) and "file" in table:
+            names.append(table["file"])
+    names += project.get("license-files", [])
+    return [repo / name for name in names if (repo / name).is_file()]

@@ -1,7 +1,8 @@
 """The product layer: the project's wheel and its locked dependencies, installed for Debian's python3.
 
-The wheel is built from the repository's pyproject (`pip wheel --no-deps --no-build-isolation`); the
-dependencies are binary wheels pinned with hashes in manifests/images/requirements.lock. They are
+The wheel is built from the repository's pyproject and the sources it packages, copied aside
+(`pip wheel --no-deps --no-build-isolation`); the dependencies are binary wheels pinned with hashes
+in manifests/images/requirements.lock. They are
 installed with `--require-hashes --no-deps --no-index` into /usr/local/lib/python3.11/dist-packages
 (on the image's python3 path), the console script into /usr/local/bin, by pip running under
 /usr/bin/python3 so the script's interpreter line is the image's. Bytecode is compiled with hashes
@@ -14,8 +15,11 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
+
+from flashsale_dev.image_build import keys
 
 SITE: Final = "usr/local/lib/python3.11/dist-packages"
 BIN: Final = "usr/local/bin"
@@ -23,23 +27,26 @@ IMAGE_PYTHON: Final = "/usr/bin/python3"  # the host's Debian python3 runs pip a
 PROJECT: Final = "flashsale"
 
 
-def build_wheel(repo: Path, out: Path) -> Path:
+def stage_sources(repo: Path, files: Iterable[Path], dest: Path) -> Path:
+    """Copy exactly the files the content key covers: the wheel is built from them alone (no stale
+    `build/` of the checkout, nothing the key did not see)."""
+    for path in files:
+        target = dest / path.relative_to(repo)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    return dest
+
+
+def build_wheel(repo: Path, out: Path, work: Path) -> Path:
+    source = stage_sources(repo, keys.product_sources(repo), work / "src")
     out.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(repo),
+            sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+            "-w", str(out), str(source),
         ],
         check=True,
-    )
+    )  # fmt: skip
     (wheel,) = out.glob(f"{PROJECT}-*.whl")
     return wheel
 
@@ -104,7 +111,7 @@ def compile_bytecode(root: Path) -> None:
 def build_layer_tree(repo: Path, lock: Path, wheelhouse: Path, work: Path) -> Path:
     """The product layer's files under `work/root`."""
     root = work / "root"
-    wheel = build_wheel(repo, work / "dist")
+    wheel = build_wheel(repo, work / "dist", work)
     download_wheels(lock, wheelhouse)
     install(lock, wheel, wheelhouse, root, work)
     compile_bytecode(root)
