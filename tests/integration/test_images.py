@@ -1,6 +1,7 @@
-"""The built images run as the operator's pods run them: unpacked from their OCI archives (built by
-`make setup`, or here through the builder's cache) into a runc bundle with the image's numeric
-non-root user, a read-only root, no capabilities and no new privileges, in namespaces of their own.
+"""The built images are reproducible and run as the operator's pods run them: unpacked from their OCI
+archives (built by `make setup`, or here through the builder's cache) into a runc bundle with the
+image's numeric non-root user, a read-only root, no capabilities and no new privileges, in
+namespaces of their own.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from typing import Any
 import pytest
 
 from flashsale_dev.image_build import bundle
-from flashsale_dev.image_build.__main__ import repo_root
-from flashsale_dev.image_build.build import Context, build_all
+from flashsale_dev.image_build.build import Context, build_all, repo_root
 from flashsale_dev.image_build.oci import REF_NAME
 from flashsale_dev.paths import require_binary
 from flashsale_dev.waiting import wait_for

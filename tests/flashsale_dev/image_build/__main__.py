@@ -7,21 +7,11 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from flashsale_dev.image_build.build import Context, build_all, log
+from flashsale_dev.image_build.build import Context, build_all, log, repo_root
 from flashsale_dev.image_build.locks import LockError
 from flashsale_sale import __version__  # the project's one version
-
-
-def repo_root() -> Path:
-    """The checkout this package runs from (the images are built from a repository, not a wheel)."""
-    here = Path(__file__).resolve()
-    found = next((p for p in here.parents if (p / "manifests" / "images").is_dir()), None)
-    if found is None:
-        raise SystemExit("flashsale_dev.image_build: run it from a FlashSale checkout (no manifests/images)")
-    return found
 
 
 def human(size: int) -> str:

@@ -62,6 +62,15 @@ class Context:
         return path
 
 
+def repo_root() -> Path:
+    """The checkout this package runs from (the images are built from a repository, not a wheel)."""
+    here = Path(__file__).resolve()
+    found = next((p for p in here.parents if (p / "manifests" / "images").is_dir()), None)
+    if found is None:
+        raise SystemExit("flashsale_dev.image_build: run it from a FlashSale checkout (no manifests/images)")
+    return found
+
+
 def log(message: str) -> None:
     print(f"[images] {message}", file=sys.stderr, flush=True)
 
