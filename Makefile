@@ -11,12 +11,12 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: help setup setup-system setup-python setup-kafka setup-cluster lint fmt test test-unit \
-        test-integration test-cluster up down env demo bench bench-dataplane bench-operator clean
+        test-integration test-cluster up down env demo bench bench-dataplane bench-operator clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: setup-system setup-python setup-kafka setup-cluster ## install everything (idempotent; fast when warm)
+setup: setup-system setup-python setup-kafka setup-cluster images ## install everything (idempotent; fast when warm)
 
 setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk, nginx (no daemons started)
 	@bash $(BUILD)/setup-system.sh
@@ -33,6 +33,9 @@ setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the 
 
 setup-cluster: ## build kube-apiserver/controller-manager/scheduler/kubectl, etcd, kwok, helm, coredns into the cache
 	@bash $(BUILD)/build-cluster-tools.sh
+
+images: setup-system setup-python setup-kafka ## FlashSale's OCI images (product, kafka, pause) into the cache, by content (docs/images.md)
+	@FLASHSALE_CACHE=$(CACHE) $(PY) -m flashsale_dev.image_build
 
 lint: setup-python ## ruff (lint + format check), mypy and the layering's import-linter contracts
 	@$(VENV)/bin/ruff check .

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local platform runs (Redis, PostgreSQL, Prometheus/promtool,
-# openssl, wrk, nginx for the cluster's LoadBalancer edge, chromium for the sale page's browser test)
+# openssl, wrk, nginx for the cluster's LoadBalancer edge, chromium for the sale page's browser test,
+# mmdebstrap, Debian's python3 and gcc (static) to build the images, runc for the test that runs one)
 # without letting any package start a system daemon: we start our own instances on our own ports.
 # Idempotent: a present package is not reinstalled.
 set -euo pipefail
-packages=(redis-server postgresql prometheus openssl wrk nginx chromium)
+packages=(redis-server postgresql prometheus openssl wrk nginx chromium mmdebstrap runc python3 gcc libc6-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
