@@ -11,21 +11,21 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: help setup setup-system setup-python setup-kafka setup-cluster lint fmt test test-unit \
-        test-integration test-cluster up down env demo bench bench-dataplane bench-operator clean
+        test-integration test-cluster up down env demo bench bench-dataplane bench-operator clean images
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-setup: setup-system setup-python setup-kafka setup-cluster ## install everything (idempotent; fast when warm)
+setup: setup-system setup-python setup-kafka setup-cluster images ## install everything (idempotent; fast when warm)
 
 setup-system: ## Debian packages: redis, postgresql, prometheus, openssl, wrk, nginx, runc, CNI plugins, iptables (no daemons started)
 	@bash $(BUILD)/setup-system.sh
 
-setup-python: $(VENV)/.installed ## the Python venv with runtime and dev dependencies
-$(VENV)/.installed: pyproject.toml
+setup-python: $(VENV)/.installed ## the Python venv: the product with its dev tools, and the local platform (both editable)
+$(VENV)/.installed: pyproject.toml tests/pyproject.toml
 	@test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -m pip install -q -e '.[dev]' -e ./tests
 	@touch $@
 
 setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the repo
@@ -34,10 +34,14 @@ setup-kafka: ## Apache Kafka broker jars from Maven Central, cached outside the 
 setup-cluster: ## build the control plane, kubelet, kube-proxy, containerd, etcd, kwok, helm, coredns into the cache
 	@bash $(BUILD)/build-cluster-tools.sh
 
-lint: setup-python ## ruff (lint + format check) and mypy
+images: setup-system setup-python setup-kafka ## FlashSale's OCI images (product, kafka, pause) into the cache, by content (docs/images.md)
+	@FLASHSALE_CACHE=$(CACHE) $(PY) -m flashsale_dev.image_build
+
+lint: setup-python ## ruff (lint + format check), mypy and the layering's import-linter contracts
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy
+	@$(VENV)/bin/lint-imports --no-logo
 
 fmt: setup-python ## apply ruff's fixes and formatting
 	@$(VENV)/bin/ruff check --fix .
@@ -78,4 +82,4 @@ bench-operator: setup-system setup-python setup-kafka setup-cluster ## the opera
 	@$(PY) -m bench.operator --out bench/out/operator.json $(BENCH_ARGS)
 
 clean: down ## remove the venv and caches inside the repo (not the tool cache)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache *.egg-info tests/*.egg-info

@@ -10,6 +10,7 @@ _TIER_BY_DIRECTORY = {
     "cluster": "cluster",
     "e2e": "e2e",
     "chaos": "chaos",
+    "kind": "kind",
 }
 
 

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Final
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from flashsale_sale import __version__
+
 ENV_PREFIX: Final = "FLASHSALE_OPERATOR_"
 SECRETS_DIR_ENV: Final = "FLASHSALE_OPERATOR_SECRETS_DIR"
 
@@ -36,6 +38,11 @@ DEFAULT_METRICS_SCRAPERS: Final = [
 ]
 
 
+def project_image(name: str) -> str:
+    """`flashsale/<name>:<version>`: every image of a release carries the release's one version."""
+    return f"flashsale/{name}:{__version__}"
+
+
 class OperatorConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
@@ -48,10 +55,11 @@ class OperatorConfig(BaseSettings):
     gateway_database_url: Annotated[SecretStr, Field(min_length=1)]  # a login in role flashsale_gateway
     consumer_database_url: Annotated[SecretStr, Field(min_length=1)]  # a login in role flashsale_consumer
 
-    gateway_image: str = "flashsale/gateway:0.1.0"
-    consumer_image: str = "flashsale/consumer:0.1.0"
+    # The project's images (`make images`), tagged with the version of this operator.
+    gateway_image: str = project_image("gateway")
+    consumer_image: str = project_image("consumer")
     # A dedicated queue's broker: configured like the official apache/kafka image (docs/operator.md).
-    kafka_image: str = "flashsale/kafka:4.3.1"
+    kafka_image: str = project_image("kafka")
     default_node_selector: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_NODE_SELECTOR))
     default_tolerations: list[dict[str, Any]] = Field(default_factory=lambda: list(DEFAULT_TOLERATIONS))
     default_priority_class_name: str = DEFAULT_PRIORITY_CLASS

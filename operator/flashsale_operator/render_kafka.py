@@ -32,6 +32,7 @@ from typing import Any, Final
 from flashsale_operator import queue
 from flashsale_operator.config import OperatorConfig
 from flashsale_operator.render_meta import SaleRef, labels, metadata, selector
+from flashsale_operator.render_security import harden_pod
 from flashsale_operator.render_workloads import placement
 from flashsale_operator.spec import FlashSaleSpec
 
@@ -170,7 +171,6 @@ def broker_statefulset(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig
         "resources": copy.deepcopy(DEFAULT_RESOURCES),
         "readinessProbe": copy.deepcopy(READINESS),
         "livenessProbe": copy.deepcopy(LIVENESS),
-        "securityContext": {"allowPrivilegeEscalation": False},
     }
     name = queue.broker_service(ref)
     return {
@@ -187,13 +187,15 @@ def broker_statefulset(ref: SaleRef, spec: FlashSaleSpec, config: OperatorConfig
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
             "template": {
                 "metadata": {"labels": labels(ref, COMPONENT)},
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": TERMINATION_GRACE,
-                    **placement(spec.isolation, config),
-                    "containers": [container],
-                },
+                "spec": harden_pod(
+                    {
+                        "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
+                        "terminationGracePeriodSeconds": TERMINATION_GRACE,
+                        **placement(spec.isolation, config),
+                        "containers": [container],
+                    }
+                ),
             },
             "volumeClaimTemplates": [
                 {

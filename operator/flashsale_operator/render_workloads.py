@@ -24,6 +24,7 @@ from flashsale_operator.render_env import (
     secret_items,
 )
 from flashsale_operator.render_meta import SaleRef, child_name, labels, metadata, selector
+from flashsale_operator.render_security import harden_pod
 from flashsale_operator.spec import FlashSaleSpec, Isolation
 
 SERVICE_PORT: Final = 80
@@ -87,8 +88,6 @@ def _container(name: str, image: str, env: list[dict[str, Any]], *ports: tuple[s
         "ports": [{"name": port, "containerPort": number, "protocol": "TCP"} for port, number in ports],
         "env": env,
         "volumeMounts": [{"name": _SALE_VOLUME, "mountPath": SECRETS_DIR, "readOnly": True}],
-        # runAsNonRoot is not possible on the local node agent (processes run as its user).
-        "securityContext": {"allowPrivilegeEscalation": False},
     }
 
 
@@ -103,35 +102,37 @@ def _pod_template(
 ) -> dict[str, Any]:
     return {
         "metadata": {"labels": labels(ref, component), "annotations": annotations},
-        "spec": {
-            "automountServiceAccountToken": False,  # sale pods never call the API
-            # Service links would put `<SVC>_PORT` variables in the env: a Service named `flashsale`
-            # in the sale's namespace would set FLASHSALE_PORT.
-            "enableServiceLinks": False,
-            "terminationGracePeriodSeconds": grace,
-            **isolation,
-            "topologySpreadConstraints": [
-                {
-                    "maxSkew": 1,
-                    "topologyKey": "kubernetes.io/hostname",
-                    "whenUnsatisfiable": "ScheduleAnyway",  # spread when possible, never stay Pending
-                    "labelSelector": {"matchLabels": selector(ref, component)},
-                }
-            ],
-            "containers": [container],
-            "volumes": [
-                {
-                    "name": _SALE_VOLUME,
-                    # Only this component's entries: the gateway never sees the consumer's
-                    # database URL, nor the consumer any key.
-                    "secret": {
-                        "secretName": child_name(ref, "secrets"),
-                        "defaultMode": 0o400,
-                        "items": secret_items(component),
-                    },
-                }
-            ],
-        },
+        "spec": harden_pod(
+            {
+                "automountServiceAccountToken": False,  # sale pods never call the API
+                # Service links would put `<SVC>_PORT` variables in the env: a Service named `flashsale`
+                # in the sale's namespace would set FLASHSALE_PORT.
+                "enableServiceLinks": False,
+                "terminationGracePeriodSeconds": grace,
+                **isolation,
+                "topologySpreadConstraints": [
+                    {
+                        "maxSkew": 1,
+                        "topologyKey": "kubernetes.io/hostname",
+                        "whenUnsatisfiable": "ScheduleAnyway",  # spread when possible, never stay Pending
+                        "labelSelector": {"matchLabels": selector(ref, component)},
+                    }
+                ],
+                "containers": [container],
+                "volumes": [
+                    {
+                        "name": _SALE_VOLUME,
+                        # Only this component's entries: the gateway never sees the consumer's
+                        # database URL, nor the consumer any key.
+                        "secret": {
+                            "secretName": child_name(ref, "secrets"),
+                            "defaultMode": 0o400,
+                            "items": secret_items(component),
+                        },
+                    }
+                ],
+            }
+        ),
     }
 
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ def shell(command: str, env: dict[str, str], stdin: str | None = None) -> str:
                           text=True, timeout=300, check=False)  # fmt: skip
     assert done.returncode == 0, f"{command}: {done.stderr}"
     return done.stdout
+
+
+def wait_ready(env: dict[str, str], status: Callable[[], dict[str, Any]]) -> None:
+    """`kubectl wait --for=condition=Ready` returns once the gate is built and the gateways are Ready."""
+    waited = shell("kubectl wait --for=condition=Ready fsale/summer-drop --timeout=240s", env)
+    assert "condition met" in waited
+    ready = next(c for c in status()["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("True", "AllReady")
 
 
 def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
@@ -50,6 +59,7 @@ def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
             found: dict[str, Any] = json.loads(shell("kubectl get fsale summer-drop -o json", env))
             return dict(found.get("status") or {})
 
+        wait_ready(env, status)  # before the start: the gate built, every gateway replica Ready
         live = wait_for(
             lambda: status() if status().get("phase") == "Live" else None, timeout=240, what="Live"
         )
@@ -73,6 +83,9 @@ def test_make_up_apply_a_flashsale_buy_its_stock_and_delete_it() -> None:
         wait_for(lambda: status().get("phase") == "SoldOut", timeout=120, what="SoldOut")
         table = shell("kubectl get fsale", env)
         assert table.split("\n")[1].split()[:4] == ["summer-drop", "SoldOut", str(STOCK), "0"]
+        wide = shell("kubectl get fsale -o wide", env).split("\n")
+        assert wide[0].split()[6:] == ["URL", "ORDERED", "PAID", "CONSUMERS", "LAG"]
+        assert wide[1].split()[6] == url
         uid = json.loads(shell("kubectl get fsale summer-drop -o json", env))["metadata"]["uid"]
 
         def orders() -> int:

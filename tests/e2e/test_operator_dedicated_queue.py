@@ -15,6 +15,7 @@ import psycopg
 
 from flashsale_dev.cluster.launcher import LocalCluster
 from flashsale_dev.flashsales import FlashSales, sale_spec
+from flashsale_dev.journey import RESTRICTED
 from flashsale_dev.operator_install import InstalledOperator
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.shoppers import buy_with_tokens
@@ -49,6 +50,7 @@ def test_a_dedicated_queue_sale_sells_its_stock_on_its_own_broker_and_takes_it_a
     cluster: LocalCluster,
 ) -> None:
     core, apps = kubernetes.client.CoreV1Api(kube_api), kubernetes.client.AppsV1Api(kube_api)
+    core.patch_namespace(namespace, {"metadata": {"labels": RESTRICTED}})  # the broker's pod is hardened too
     sales = FlashSales(kube_api, namespace)
     applied = time.monotonic()
     created = sales.create(

@@ -1,29 +1,52 @@
 """A FlashSale applied by a platform team becomes an isolated, live sale, sells exactly its stock, and
-leaves nothing behind when deleted - through the operator running as a pod with its own RBAC."""
+leaves nothing behind when deleted - through the operator running as a pod with its own RBAC.
+
+The journey itself (flashsale_dev.journey) is the kind tier's too; this tier adds what only the local
+platform shows: the children's owners and placement, the sale's Secret, the operator's metrics,
+Prometheus scraping the gateways, and the middleware left clean.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import kubernetes
 import psycopg
+import pytest
+from kubernetes.client.exceptions import ApiException
 
-from flashsale_dev.flashsales import FlashSales, sale_spec
+from flashsale_dev.journey import STOCK, SaleSeen, run_operator_journey
 from flashsale_dev.operator_install import InstalledOperator, operator_metrics
 from flashsale_dev.platform import LocalPlatform
-from flashsale_dev.shoppers import buy_with_tokens
 from flashsale_dev.waiting import wait_for
 from flashsale_sale.contract import SaleKeys, topic_name
 
-STOCK = 20
-SHOPPERS = 40
-PHASES_OF_A_SELL_OUT = ["Scheduled", "Prewarming", "Ready", "Live", "SoldOut"]
+
+@dataclass(frozen=True)
+class LocalJourneyCluster:
+    """The local cluster as the journey sees it: the session's operator, the gateway's Service address
+    reached directly (the local load balancer's), the orders in the platform's PostgreSQL."""
+
+    api: kubernetes.client.ApiClient
+    operator: InstalledOperator
+    platform: LocalPlatform
+    sale_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def install_operator(self) -> InstalledOperator:
+        return self.operator  # the session's (flashsale_operator fixture)
+
+    def gateway(self, namespace: str, service: str, status_url: str) -> AbstractContextManager[str]:
+        return nullcontext(status_url)
+
+    def count_orders(self, sale_uid: str) -> int:
+        with psycopg.connect(self.platform.postgres.url()) as conn:
+            found = conn.execute("SELECT count(*) FROM orders WHERE sale_id = %s", (sale_uid,)).fetchone()
+        return int(found[0]) if found else 0
 
 
 def shop_pods(core: Any) -> dict[str, tuple[str | None, int]]:
@@ -32,21 +55,6 @@ def shop_pods(core: Any) -> dict[str, tuple[str | None, int]]:
         p.metadata.uid: (p.spec.node_name, sum(c.restart_count for c in p.status.container_statuses or []))
         for p in pods
     }
-
-
-def mint_tokens(users: list[str], key: str, sale: str) -> list[str]:
-    """Tokens from the `flashsale token` console script, as the shop's login service would issue them
-    with the platform's key (`key`) for the sale `namespace/name`."""
-    done = subprocess.run(
-        [str(Path(sys.executable).with_name("flashsale")), "token", "--sale", sale, "--users-file", "-"],
-        input="\n".join(users),
-        env={"FLASHSALE_USER_TOKEN_KEY": key, "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return done.stdout.split()
 
 
 def scraped_reservations(platform: LocalPlatform, job: str) -> float | None:
@@ -83,6 +91,38 @@ def check_operational_surfaces_are_off_the_edge_and_scraped(
         platform.prometheus.unregister_target(job)
 
 
+def check_children_are_the_sales_own_and_on_its_pool(
+    api: kubernetes.client.ApiClient, sale: SaleSeen, owner_database_url: str
+) -> None:
+    """Every child carries the sale as its controlling owner; its pods run only on the sales' pool;
+    its namespace holds the sale's own derived keys and the processes' logins, no platform secret."""
+    core, apps = kubernetes.client.CoreV1Api(api), kubernetes.client.AppsV1Api(api)
+    for deployment in ("drop-gateway", "drop-consumer"):
+        owners = apps.read_namespaced_deployment(deployment, sale.namespace).metadata.owner_references
+        assert [(o.kind, o.uid, o.controller) for o in owners] == [("FlashSale", sale.uid, True)]
+    stored = core.read_namespaced_secret("drop-secrets", sale.namespace).data
+    values = {base64.b64decode(value).decode() for value in stored.values()}
+    assert sale.operator.user_token_key not in values
+    assert sale.operator.payment_key not in values
+    assert owner_database_url not in values
+    assert sale.operator.sale_key(sale.namespace, "drop") in values
+    pods = core.list_namespaced_pod(sale.namespace, label_selector="app.kubernetes.io/instance=drop").items
+    assert pods
+    assert {core.read_node(p.spec.node_name).metadata.labels["pool"] for p in pods} == {"flashsale"}
+
+
+def check_the_namespace_refuses_a_pod_that_is_not_hardened(core: Any, namespace: str) -> None:
+    """The journey's `restricted` label is enforced here: the sale's pods were admitted on their merit."""
+    pod = {
+        "metadata": {"name": "not-hardened"},
+        "spec": {"containers": [{"name": "c", "image": "flashsale/probe:dev"}]},
+    }
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod(namespace, pod, dry_run="All")
+    assert refused.value.status == 403
+    assert "violates PodSecurity" in refused.value.body
+
+
 def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_removed_without_a_trace(
     flashsale_operator: InstalledOperator,
     kube_api: kubernetes.client.ApiClient,
@@ -90,81 +130,25 @@ def test_a_flashsale_goes_live_on_its_pool_sells_exactly_its_stock_and_is_remove
     platform: LocalPlatform,
 ) -> None:
     core = kubernetes.client.CoreV1Api(kube_api)
-    apps = kubernetes.client.AppsV1Api(kube_api)
     shop_before = shop_pods(core)
-    sales = FlashSales(kube_api, namespace)
-    created = sales.create("drop", sale_spec(stock=STOCK, starts_in=10, prewarm_seconds=5))
-    uid = created["metadata"]["uid"]
 
-    # Every child carries the sale as its controlling owner and becomes Ready; pods only on the pool.
-    status = sales.wait_status(
-        "drop",
-        lambda s: (
-            (s.get("gateway") or {}).get("readyReplicas") == 2 and bool((s.get("gateway") or {}).get("url"))
-        ),
-        what="both gateway replicas Ready behind an address",
-    )
-    for deployment in ("drop-gateway", "drop-consumer"):
-        owners = apps.read_namespaced_deployment(deployment, namespace).metadata.owner_references
-        assert [(o.kind, o.uid, o.controller) for o in owners] == [("FlashSale", uid, True)]
-    # The sale's namespace holds its own derived keys and the processes' logins, no platform secret.
-    stored = core.read_namespaced_secret("drop-secrets", namespace).data
-    values = {base64.b64decode(value).decode() for value in stored.values()}
-    assert flashsale_operator.user_token_key not in values
-    assert flashsale_operator.payment_key not in values
-    assert platform.postgres.url() not in values
-    assert flashsale_operator.sale_key(namespace, "drop") in values
-    pods = core.list_namespaced_pod(namespace, label_selector="app.kubernetes.io/instance=drop").items
-    assert pods
-    assert {core.read_node(p.spec.node_name).metadata.labels["pool"] for p in pods} == {"flashsale"}
+    def when_ready(sale: SaleSeen) -> None:
+        check_children_are_the_sales_own_and_on_its_pool(kube_api, sale, platform.postgres.url())
+        check_the_namespace_refuses_a_pod_that_is_not_hardened(core, sale.namespace)
 
-    live = sales.wait_phase("drop", "Live")
-    assert live["startedAt"] >= created["spec"]["schedule"]["startsAt"][:19]
-    url = status["gateway"]["url"]
-    order_path = wait_for(
-        lambda: httpx.get(f"{url}/api/status", timeout=30).json().get("orderPath"),
-        timeout=60,
-        what="orderPath",
-    )
-    users = [f"shopper-{i}" for i in range(SHOPPERS)]
-    answers = asyncio.run(
-        buy_with_tokens(
-            url, mint_tokens(users, flashsale_operator.user_token_key, f"{namespace}/drop"), order_path
+    def when_sold_out(sale: SaleSeen) -> None:
+        metrics = operator_metrics(core)
+        assert 'flashsale_operator_sales{phase="SoldOut"}' in metrics
+        assert "flashsale_operator_flag_flip_skew_seconds_count" in metrics
+        check_operational_surfaces_are_off_the_edge_and_scraped(
+            core, sale.namespace, platform, sale.gateway_url
         )
-    )
-    assert answers.count(202) == STOCK
-    assert set(answers) <= {202, 409, 410}
 
-    # The tick that sees the last order may still count it as reserved too (Redis, then PostgreSQL,
-    # are read one after the other; status.py): the next one settles.
-    settled = {"total": STOCK, "remaining": 0, "reserved": 0, "ordered": STOCK, "paid": 0, "expired": 0}
-    sales.wait_status(
-        "drop",
-        lambda s: s.get("phase") == "SoldOut" and s.get("stock") == settled,
-        what=f"sold out with every unit an order: {settled}",
-    )
-    sales.wait_event_reasons("drop", PHASES_OF_A_SELL_OUT, PHASES_OF_A_SELL_OUT)
-    metrics = operator_metrics(core)
-    assert 'flashsale_operator_sales{phase="SoldOut"}' in metrics
-    assert "flashsale_operator_flag_flip_skew_seconds_count" in metrics
-    check_operational_surfaces_are_off_the_edge_and_scraped(core, namespace, platform, url)
+    cluster = LocalJourneyCluster(kube_api, flashsale_operator, platform)
+    sale = run_operator_journey(cluster, namespace, when_ready=when_ready, when_sold_out=when_sold_out)
 
-    # Deleting it closes the sale and removes everything but the orders.
-    sales.delete("drop")
-    wait_for(lambda: not sales.exists("drop"), timeout=180, what="the FlashSale gone (finalizer done)")
-    wait_for(
-        lambda: (
-            not core.list_namespaced_pod(namespace).items
-            and not apps.list_namespaced_deployment(namespace).items
-            and not core.list_namespaced_service(namespace).items
-        ),
-        timeout=180,
-        what="every child garbage-collected",
-    )
+    # The journey saw the children go and the orders stay; the middleware keeps nothing else.
     redis = platform.redis.client()
-    assert not redis.keys(f"fs:{SaleKeys(uid).tag}:*")
-    assert topic_name(uid) not in platform.kafka.admin().list_topics(timeout=10).topics
-    with psycopg.connect(platform.postgres.url()) as conn:
-        (orders,) = conn.execute("SELECT count(*) FROM orders WHERE sale_id = %s", (uid,)).fetchone() or (0,)
-    assert orders == STOCK
+    assert not redis.keys(f"fs:{SaleKeys(sale.uid).tag}:*")
+    assert topic_name(sale.uid) not in platform.kafka.admin().list_topics(timeout=10).topics
     assert shop_pods(core) == shop_before  # the regular shop never moved nor restarted

@@ -5,7 +5,7 @@ done with the platform's cached jars (`make setup`) and the host's `java`:
 
 - every `KAFKA_<NAME>` variable (but the launcher's own: KAFKA_HEAP_OPTS, KAFKA_OPTS, ...) is the
   property `<name>` with `___` -> `-`, `__` -> `_`, `_` -> `.`, lower case (`KAFKA_LOG_DIRS` ->
-  `log.dirs`), written to a server.properties (here in the pod's working directory);
+  `log.dirs`), written to a server.properties (under /tmp, the pod's emptyDir, as in the built image);
 - `CLUSTER_ID` (required) formats the log directory at the first start; a directory already formatted
   is left as it is (`--ignore-formatted`), so a restarted pod keeps its topics and offsets;
 - then the broker runs in the foreground (this process `exec`s the JVM, so the node agent's SIGTERM
@@ -22,6 +22,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -105,8 +106,9 @@ def main() -> int:
     except (ImageError, FileNotFoundError) as error:
         print(f"flashsale/kafka: {error}", file=sys.stderr)
         return 1
-    config = Path.cwd() / "config"
-    config.mkdir(exist_ok=True)
+    # Under /tmp, as the built image (manifests/images/kafka): the pod's emptyDir, the only writable
+    # path besides the data volume.
+    config = Path(tempfile.mkdtemp(prefix="kafka-config-"))
     properties, log4j = config / "server.properties", config / "log4j2.properties"
     properties.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
     log4j.write_text(LOG4J2)

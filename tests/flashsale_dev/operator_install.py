@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ import kubernetes
 import yaml
 
 from flashsale_dev.cluster import LocalCluster
-from flashsale_dev.database_roles import ensure_database_logins
+from flashsale_dev.database_roles import DatabaseLogins, ensure_database_logins
 from flashsale_dev.paths import REPO_ROOT
 from flashsale_dev.platform import LocalPlatform
 from flashsale_dev.waiting import wait_for
@@ -72,15 +72,36 @@ class InstalledOperator:
 def platform_config(
     platform: LocalPlatform, user_token_key: str, payment_key: str, settings: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """The two generated objects: where this platform's middleware is, its keys and database logins."""
-    logins = ensure_database_logins(platform.postgres)
+    """The two generated objects for the local platform's middleware, keys and database logins."""
+    return operator_configuration(
+        redis_url=platform.redis.url(),
+        kafka_bootstrap_servers=platform.kafka.bootstrap_servers,
+        owner_database_url=platform.postgres.url(),
+        logins=ensure_database_logins(platform.postgres),
+        user_token_key=user_token_key,
+        payment_key=payment_key,
+        settings=settings,
+    )
+
+
+def operator_configuration(
+    *,
+    redis_url: str,
+    kafka_bootstrap_servers: str,
+    owner_database_url: str,
+    logins: DatabaseLogins,
+    user_token_key: str,
+    payment_key: str,
+    settings: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """The two generated objects: where a platform's middleware is, its keys and database logins."""
     config = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": CONFIG_MAP, "namespace": NAMESPACE},
         "data": {
-            "FLASHSALE_OPERATOR_REDIS_URL": platform.redis.url(),
-            "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": platform.kafka.bootstrap_servers,
+            "FLASHSALE_OPERATOR_REDIS_URL": redis_url,
+            "FLASHSALE_OPERATOR_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
             **ISOLATION_ALLOW_LIST,
             **(settings or {}),
         },
@@ -90,7 +111,7 @@ def platform_config(
         "kind": "Secret",
         "metadata": {"name": SECRET, "namespace": NAMESPACE},
         "stringData": {
-            "FLASHSALE_OPERATOR_DATABASE_URL": platform.postgres.url(),  # the owner: migrate, prewarm
+            "FLASHSALE_OPERATOR_DATABASE_URL": owner_database_url,  # the owner: migrate, prewarm
             "FLASHSALE_OPERATOR_GATEWAY_DATABASE_URL": logins.gateway_url,
             "FLASHSALE_OPERATOR_CONSUMER_DATABASE_URL": logins.consumer_url,
             "FLASHSALE_OPERATOR_USER_TOKEN_KEY": user_token_key,
@@ -110,32 +131,51 @@ def install_operator(
     timeout: float = 180,
 ) -> InstalledOperator:
     """`settings`: more of the operator's ConfigMap (`FLASHSALE_OPERATOR_*`), beside the platform's."""
-    key = user_token_key or f"platform-user-token-key-{secrets.token_hex(16)}"
-    payment_key = f"platform-payment-key-{secrets.token_hex(16)}"
-    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=flashsale-install", "-f")
-    cluster.kubectl(*apply, str(MANIFESTS / "namespace.yaml"))
-    generated = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": platform_config(platform, key, payment_key, settings),
-    }
-    cluster.kubectl(*apply, "-", input_text=json.dumps(generated))
-    for name in ("crd.yaml", "rbac.yaml"):
-        cluster.kubectl(*apply, str(MANIFESTS / name))
-    if test_build:
-        listed = {"apiVersion": "v1", "kind": "List", "items": operator_manifests_for_tests()}
-        cluster.kubectl(*apply, "-", input_text=json.dumps(listed))
-    else:
-        cluster.kubectl(*apply, str(MANIFESTS / "operator.yaml"))
+    key = user_token_key or new_user_token_key()
+    payment_key = new_payment_key()
     with cluster.api_client() as api:
-        wait_for(lambda: _established(api), timeout=timeout, what=f"CRD {CRD} Established")
-        wait_for(
-            lambda: _operator_ready(api),
+        apply_operator(
+            cluster.kubectl,
+            api,
+            lambda: platform_config(platform, key, payment_key, settings),
+            operator_manifests_for_tests() if test_build else manifest_documents("operator.yaml"),
             timeout=timeout,
-            what="the operator's pod Ready",
-            describe=lambda: cluster.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide", check=False),
         )
     return InstalledOperator(key, payment_key)
+
+
+def new_user_token_key() -> str:
+    return f"platform-user-token-key-{secrets.token_hex(16)}"
+
+
+def new_payment_key() -> str:
+    return f"platform-payment-key-{secrets.token_hex(16)}"
+
+
+def apply_operator(
+    kubectl: Callable[..., str],
+    api: kubernetes.client.ApiClient,
+    generate: Callable[[], list[dict[str, Any]]],
+    operator: list[dict[str, Any]],
+    *,
+    timeout: float = 180,
+) -> None:
+    """Applies manifests/ (the operator's own documents given as `operator`) and the generated
+    configuration on any cluster (`kubectl(*args, input_text=...)`), and waits for the CRD
+    Established and the operator's pod Ready. `generate` runs once the namespace exists."""
+    apply = ("apply", "--server-side", "--force-conflicts", "--field-manager=flashsale-install", "-f")
+    kubectl(*apply, str(MANIFESTS / "namespace.yaml"))
+    kubectl(*apply, "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": generate()}))
+    for name in ("crd.yaml", "rbac.yaml"):
+        kubectl(*apply, str(MANIFESTS / name))
+    kubectl(*apply, "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": operator}))
+    wait_for(lambda: _established(api), timeout=timeout, what=f"CRD {CRD} Established")
+    wait_for(
+        lambda: _operator_ready(api),
+        timeout=timeout,
+        what="the operator's pod Ready",
+        describe=lambda: kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide", check=False),
+    )
 
 
 def operator_manifests_for_tests() -> list[dict[str, Any]]:

@@ -67,4 +67,4 @@ def test_the_sale_images_run_the_flashsale_console_script() -> None:
         spec = find_image(image)
         assert spec is not None
         argv = compose_argv(spec, None, None)
-        assert argv[1:] == ["-m", "flashsale_sale.cli", command]
+        assert argv[1:] == ["-m", "flashsale_cli", command]

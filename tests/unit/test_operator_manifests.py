@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from flashsale_operator.config import DEFAULT_PRIORITY_CLASS
+from flashsale_sale import __version__
 
 pytestmark = pytest.mark.unit
 
@@ -120,17 +121,17 @@ def test_one_operator_runs_on_the_system_pool_and_never_on_the_sales_pool() -> N
 def test_the_operator_reads_its_configuration_from_the_generated_config_map_and_secret() -> None:
     pod = operator()["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    assert container["image"] == "flashsale/operator:0.1.0"
+    assert container["image"] == f"flashsale/operator:{__version__}"
     assert container["envFrom"] == [{"configMapRef": {"name": "flashsale-operator-config"}}]
     env = {e["name"]: e for e in container["env"]}
     assert env["FLASHSALE_OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
     assert env["FLASHSALE_OPERATOR_BIND_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     secrets_dir = env["FLASHSALE_OPERATOR_SECRETS_DIR"]["value"]
-    (volume,) = pod["volumes"]
+    (volume,) = [v for v in pod["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == "flashsale-operator-secrets"
     assert volume["secret"]["defaultMode"] == 0o400
-    (mount,) = container["volumeMounts"]
-    assert (mount["name"], mount["mountPath"], mount["readOnly"]) == (volume["name"], secrets_dir, True)
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+    assert (mount["mountPath"], mount["readOnly"]) == (secrets_dir, True)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8080, "metrics": 9090}
     for probe in ("livenessProbe", "readinessProbe"):

@@ -28,6 +28,7 @@ from flashsale_operator.render_kafka import (
 )
 from flashsale_operator.render_network import DNS_RULE
 from flashsale_operator.spec import FlashSaleSpec, parse_spec
+from flashsale_sale import __version__
 
 pytestmark = pytest.mark.unit
 
@@ -140,8 +141,8 @@ def test_the_statefulset_is_one_broker_on_the_pool_with_its_data_on_a_claim_dele
     assert pod["automountServiceAccountToken"] is False
     assert pod["terminationGracePeriodSeconds"] == 30
     (container,) = pod["containers"]
-    assert container["image"] == "flashsale/kafka:4.3.1"
-    assert container["volumeMounts"] == [{"name": "data", "mountPath": DATA_MOUNT}]
+    assert container["image"] == f"flashsale/kafka:{__version__}"
+    assert {"name": "data", "mountPath": DATA_MOUNT} in container["volumeMounts"]
     assert container["readinessProbe"]["tcpSocket"] == {"port": "kafka"}
     assert container["livenessProbe"]["tcpSocket"] == {"port": "kafka"}
     assert container["resources"]["limits"]["memory"]

@@ -1,12 +1,18 @@
-"""`flashsale token` and `--help`, in process: tokens in the order given and nothing else on stdout."""
+"""`flashsale token` and `--help`: tokens in the order given and nothing else on stdout; every
+command's help from the installed console script, with no settings and without loading a service."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from flashsale_sale import cli, tokens
+from flashsale_cli import main as cli
+from flashsale_sale import tokens
 
 KEY = "k" * 32  # the platform's user-token key
 SALE = "shop/kettle"
@@ -94,3 +100,42 @@ def test_help_needs_no_settings(command: list[str], capsys: pytest.CaptureFixtur
         cli.main([*command, "--help"])
     assert exited.value.code == 0
     assert "usage: flashsale" in capsys.readouterr().out
+
+
+COMMANDS = ["gateway", "consumer", "token", "migrate", "prewarm", "reconcile", "retire", "load"]
+SERVICES = ("flashsale_gateway", "flashsale_consumer", "flashsale_operator")
+THEIR_LIBRARIES = ("granian", "fastapi", "confluent_kafka", "kopf", "kubernetes", "redis", "psycopg")
+LOAD_CLIENT = ("flashsale_load.client", "aiohttp")  # `flashsale load` runs them; its --help does not
+
+
+def _without_settings() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if not name.startswith("FLASHSALE_")}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_installed_console_script_answers_help_for_every_command(command: str, tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("flashsale")  # the venv's `flashsale`, as pip installed it
+    done = subprocess.run(
+        [str(script), command, "--help"],
+        check=False, capture_output=True, text=True, env=_without_settings(), cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: flashsale {command}")
+
+
+def test_help_loads_no_service_nor_its_libraries(tmp_path: Path) -> None:
+    """The dispatcher imports a service only inside that service's own command."""
+    probe = f"""
+import contextlib, io, json, sys
+from flashsale_cli.main import main
+for command in {COMMANDS!r}:
+    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):
+        main([command, "--help"])
+loaded = [m for m in sys.modules if m.split(".")[0] in {SERVICES + THEIR_LIBRARIES!r} or m in {LOAD_CLIENT!r}]
+print(json.dumps(sorted(loaded)))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=_without_settings(), cwd=tmp_path,
+        check=True, timeout=60,
+    )  # fmt: skip
+    assert json.loads(done.stdout) == []

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from flashsale_cli import main as cli
 from flashsale_consumer.recovery import lost_candidates
 from flashsale_gateway import payment
 from flashsale_gateway.state import StatusBoard
 from flashsale_gateway.watch import SaleWatcher
-from flashsale_sale import cli
 from flashsale_sale.contract import (
     Outcome,
     PendingRecord,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the local platform runs (Redis, PostgreSQL, Prometheus/promtool,
 # openssl, wrk, nginx for the cluster's LoadBalancer edge, chromium for the sale page's browser test;
-# runc, the CNI plugins, iptables and conntrack for the real kubelet nodes)
+# mmdebstrap, Debian's python3 and gcc (static) to build the images; runc, the CNI plugins, iptables
+# and conntrack for the real kubelet nodes and the test that runs an image)
 # without letting any package start a system daemon: we start our own instances on our own ports.
 # Idempotent: a present package is not reinstalled.
 set -euo pipefail
-packages=(redis-server postgresql prometheus openssl wrk nginx chromium
+packages=(redis-server postgresql prometheus openssl wrk nginx chromium mmdebstrap python3 gcc libc6-dev
           runc containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${packages[@]}"; do

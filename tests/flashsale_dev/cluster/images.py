@@ -24,7 +24,7 @@ class ImageSpec:
 
 
 _PYTHON_ENV = {"PYTHONUNBUFFERED": "1"}  # as the images' Dockerfiles set it: logs reach the file at once
-_FLASHSALE = (sys.executable, "-m", "flashsale_sale.cli")  # the images' ENTRYPOINT ["flashsale"]
+_FLASHSALE = (sys.executable, "-m", "flashsale_cli")  # the images' ENTRYPOINT ["flashsale"]
 
 PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
     {

@@ -112,6 +112,11 @@ def _make_room(target: str, is_dir: bool, staging: str, ours: set[str]) -> None:
         _mount(mirror, ancestor, None, MS_MOVE)
 
 
+def _pin(path: str) -> str:
+    """A name for `path` that no later mount can hide: its open O_PATH descriptor in /proc/self/fd."""
+    return f"/proc/self/fd/{os.open(path, os.O_PATH)}"  # never closed: the exec closes it (CLOEXEC)
+
+
 def set_up(plan: Mapping[str, Any]) -> None:
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWUTS), "unshare(CLONE_NEWNS | CLONE_NEWUTS)")
     if plan.get("hostname"):
@@ -120,16 +125,21 @@ def set_up(plan: Mapping[str, Any]) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing done here may propagate to the host
     binds = plan.get("binds") or []
     assert isinstance(binds, list)
+    binds = mount_order(binds)
+    # Pinned before the first mount: an emptyDir mounted over /tmp would hide the pod's files, its
+    # staging and its working directory when the node's state directory is under /tmp.
+    sources = [_pin(str(bind["source"])) for bind in binds]
+    os.makedirs(str(plan["staging"]), exist_ok=True)
+    staging, cwd = _pin(str(plan["staging"])), _pin(str(plan["cwd"]))
     ours: set[str] = set()
-    for index, bind in enumerate(mount_order(binds)):
-        source, target = str(bind["source"]), os.path.realpath(str(bind["target"]))
+    for index, (bind, source) in enumerate(zip(binds, sources, strict=True)):
+        target = os.path.realpath(str(bind["target"]))
         if not os.path.lexists(target):
-            staging = os.path.join(str(plan["staging"]), f"mirror-{index}")
-            _make_room(target, os.path.isdir(source), staging, ours)
+            _make_room(target, os.path.isdir(source), os.path.join(staging, f"mirror-{index}"), ours)
         _mount(source, target, None, MS_BIND | MS_REC)
         if bind.get("read_only"):
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
-    os.chdir(str(plan["cwd"]))
+    os.chdir(cwd)
 
 
 def main(argv: list[str]) -> int:

@@ -1,4 +1,4 @@
-"""The operator's commands of `flashsale`: prewarm, reconcile, retire (the logic lives in their modules).
+"""The operator's commands of `flashsale`: prewarm, reconcile, retire (the logic lives in `flashsale_sale`).
 
 Connections come from the environment the sale's processes use: FLASHSALE_REDIS_URL,
 FLASHSALE_DATABASE_URL (or DATABASE_URL) and, for the prewarm, FLASHSALE_KAFKA_BOOTSTRAP_SERVERS.
