@@ -24,8 +24,8 @@ from flashsale_dev.cluster.launcher import throwaway_cluster
 from flashsale_dev.cluster.nodes import FLASHSALE_TAINT, KWOK, NodePool
 from flashsale_dev.cluster.real_node import RealNode, RealNodeSpec, host, host_ledger
 from flashsale_dev.cluster.real_node.addresses import LINK_PREFIX, NODE_NETWORK, POD_NETWORK
-from flashsale_dev.cluster.real_node.throwaway_image import build_pause_archive
 from flashsale_dev.cluster.real_node.undo import cleanup_stale
+from flashsale_dev.paths import cache_dir
 from flashsale_dev.process import processes_mentioning
 from flashsale_dev.waiting import wait_for
 from flashsale_sale import __version__
@@ -33,25 +33,37 @@ from flashsale_sale import __version__
 pytestmark = pytest.mark.cluster
 
 SANDBOX_IMAGE = f"docker.io/flashsale/pause:{__version__}"
-# The test container: the pause image's binary prints a line and answers TCP connections with it;
-# `echo` answers an exec.
+# The test container: the product image (`make images`), its python3 printing a line and answering
+# TCP connections with it.
 GREETING = "hello from a real node"
 PORT = 8080
-CONTAINER = {"name": "main", "image": SANDBOX_IMAGE, "imagePullPolicy": "IfNotPresent",
-             "command": ["/pause", "serve", str(PORT), GREETING]}  # fmt: skip
-EXEC = ["/pause", "echo", "exec", "works"]
+SERVE = f"""
+import socket
+print({GREETING!r}, flush=True)
+server = socket.create_server(("", {PORT}))
+while True:
+    connection, _ = server.accept()
+    connection.sendall({GREETING!r}.encode() + b"\\n")
+    connection.close()
+"""
+CONTAINER = {"name": "main", "image": f"flashsale/gateway:{__version__}", "imagePullPolicy": "IfNotPresent",
+             "command": ["python3", "-c", SERVE]}  # fmt: skip
+EXEC = ["python3", "-c", "print('exec works')"]
 
 
-def node_images(work: Path) -> list[Path]:
-    """The OCI archives imported into the node. Today a throwaway pause built here; once `make images`
-    is merged, its archives (~/.cache/flashsale/images/...: pause and the product image)."""
-    return [build_pause_archive(work, SANDBOX_IMAGE)]
+def node_images() -> list[Path]:
+    """The OCI archives imported into the node: `make images`' pause (the sandbox) and product image."""
+    archives = [cache_dir() / "images" / f"flashsale-pause-{__version__}.oci.tar",
+                cache_dir() / "images" / f"flashsale-{__version__}.oci.tar"]  # fmt: skip
+    missing = [str(a) for a in archives if not a.exists()]
+    assert not missing, f"run `make images` (make setup does): {missing}"
+    return archives
 
 
 def _missing_prerequisite() -> str | None:
     if os.geteuid() != 0:
         return "real nodes need root (network namespaces, cgroups, mounts)"
-    for tool in ("nsenter", "ip", "iptables", "gcc"):
+    for tool in ("nsenter", "ip", "iptables"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     for path in ("/usr/sbin/runc", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local", "/usr/lib/cni/portmap"):
@@ -108,7 +120,7 @@ def is_ready(node: dict[str, Any]) -> bool:
 def test_a_real_node_joins_runs_a_pod_and_leaves_the_host_as_it_was(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
-    images = node_images(tmp_path / "images")
+    images = node_images()
     before = host_footprint()
     root = tmp_path / "nodes"
     node = real_node(cluster, root, images, "real-1")
@@ -176,7 +188,7 @@ RUNNER = textwrap.dedent("""
 
 
 def test_what_a_killed_runner_left_is_undone_from_its_journal(cluster: LocalCluster, tmp_path: Path) -> None:
-    images = node_images(tmp_path / "images")
+    images = node_images()
     before = host_footprint()
     root = tmp_path / "nodes"
     argv = [sys.executable, "-c", RUNNER, str(root), str(cluster.pki.dir), str(cluster.apiserver.port),

@@ -1,13 +1,9 @@
 """The pure parts of a real node: its addresses, its journal's undo order, its configuration files,
-the host tables it reads, and the stand-in pause image's OCI layout."""
+the host tables it reads."""
 
 from __future__ import annotations
 
-import hashlib
-import io
 import ipaddress
-import json
-import tarfile
 import tomllib
 from pathlib import Path
 
@@ -16,7 +12,6 @@ import pytest
 from flashsale_dev.cluster.real_node import configs, host, image_names
 from flashsale_dev.cluster.real_node.addresses import NODE_NETWORK, POD_NETWORK, NodeAddresses, foreign_routes
 from flashsale_dev.cluster.real_node.journal import Journal, undo_order
-from flashsale_dev.cluster.real_node.throwaway_image import oci_archive
 
 pytestmark = pytest.mark.unit
 
@@ -135,18 +130,6 @@ def test_the_host_tables_are_read_with_their_escapes() -> None:
     assert Path("/data/real-1/kubelet/pods/p/volumes/with space") in under
     assert Path("/data/real-10/x") not in under  # a sibling with the same prefix is not ours
     assert len(under) == 2
-
-
-def test_the_stand_in_pause_image_is_an_oci_layout_named_for_containerd() -> None:
-    layout = oci_archive("docker.io/flashsale/pause:0.1.0", {"pause": b"\x7fELF"}, ["/pause"])
-    with tarfile.open(fileobj=io.BytesIO(layout)) as archive:
-        files = {m.name: archive.extractfile(m).read() for m in archive.getmembers()}  # type: ignore[union-attr]
-    assert {"oci-layout", "index.json"} <= set(files)
-    (manifest_ref,) = json.loads(files["index.json"])["manifests"]
-    assert manifest_ref["annotations"]["io.containerd.image.name"] == "docker.io/flashsale/pause:0.1.0"
-    for name, content in files.items():
-        if name.startswith("blobs/sha256/"):
-            assert hashlib.sha256(content).hexdigest() == name.rsplit("/", 1)[1]
 
 
 def test_short_image_names_get_the_normalized_twin_the_cri_looks_up() -> None:
