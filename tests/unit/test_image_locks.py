@@ -32,6 +32,13 @@ def test_a_build_matching_the_lock_passes() -> None:
     locks.check_base("python", {"bash": "1"}, {"bash": "1"})
 
 
+def test_drift_is_a_warning_naming_each_change_unless_strict() -> None:
+    warning = locks.check_base("python", {"bash": "1"}, {"bash": "2"}, strict=False)
+    assert warning is not None
+    assert "~ bash: 1 -> 2" in warning
+    assert locks.check_base("python", {"bash": "1"}, {"bash": "1"}, strict=False) is None
+
+
 def test_drift_names_each_changed_new_and_gone_package() -> None:
     with pytest.raises(locks.LockError, match="--update-locks") as raised:
         locks.check_base("python", {"bash": "1", "gone": "1"}, {"bash": "2", "new": "1"})

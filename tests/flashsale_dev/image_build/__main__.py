@@ -1,4 +1,4 @@
-"""`python -m flashsale_dev.image_build [--list] [--update-locks]`: build or list the images."""
+"""`python -m flashsale_dev.image_build [--list] [--update-locks] [--strict-locks]`: build or list."""
 
 from __future__ import annotations
 
@@ -35,8 +35,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="re-resolve requirements.lock and accept new Debian versions",
     )
+    parser.add_argument(
+        "--strict-locks",
+        action="store_true",
+        help="stop on Debian versions other than debian.lock's (a release build) instead of warning",
+    )
     args = parser.parse_args(argv)
-    ctx = Context(repo_root(), __version__, update_locks=args.update_locks)
+    ctx = Context(repo_root(), __version__, update_locks=args.update_locks, strict_locks=args.strict_locks)
     if args.list:
         listing = ctx.cache / "images.json"
         if not listing.is_file():

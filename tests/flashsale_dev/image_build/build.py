@@ -32,6 +32,7 @@ class Context:
     repo: Path
     version: str
     update_locks: bool = False
+    strict_locks: bool = False  # Debian drift stops the build (a release) instead of a warning
     cache: Path = field(default_factory=lambda: cache_dir() / "images")
     lock: locks.DebianLock = field(init=False)
     # Bases already found or built in this run, so every image of the run sees the same one.
@@ -126,7 +127,9 @@ def _find_or_build_base(ctx: Context, base: recipes.Base) -> tuple[oci.Layer, st
         key = base_key(ctx, base)
         record = ctx.cache / "bases" / f"{base.name}-{key}.json"
     else:
-        locks.check_base(base.name, ctx.lock.bases.get(base.name), got)
+        warning = locks.check_base(base.name, ctx.lock.bases.get(base.name), got, strict=ctx.strict_locks)
+        if warning:
+            log(f"WARNING: {warning} (these images' digests are not the recorded ones)")
     _store_layer(ctx, layer, partial)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(json.dumps({"layer": layer.to_json(), "packages": got}, indent=1))
