@@ -123,6 +123,8 @@ def run_operator_journey(
         lambda s: (s.get("gateway") or {}).get("readyReplicas") == GATEWAYS and bool(s["gateway"].get("url")),
         what=f"{GATEWAYS} gateway replicas Ready behind an address",
     )
+    # The summary `kubectl wait --for=condition=Ready` waits on: the gate built, the gateways Ready.
+    sales.wait_condition(name, "Ready", "True", "AllReady")
     with cluster.gateway(namespace, f"{name}-gateway", status["gateway"]["url"]) as url:
         sale = SaleSeen(namespace, name, created["metadata"]["uid"], operator, url)
         when_ready(sale)
