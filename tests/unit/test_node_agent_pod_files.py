@@ -3,10 +3,12 @@ decisions. All pure."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
+from flashsale_dev.cluster.images import image_roots
 from flashsale_dev.cluster.local_path import (
     PROVISIONER,
     SELECTED_NODE,
@@ -21,8 +23,9 @@ from flashsale_dev.cluster.node_agent.dns_files import (
     render_hosts,
     render_resolv_conf,
 )
-from flashsale_dev.cluster.node_agent.mount_ns import mount_order, nearest_existing
+from flashsale_dev.cluster.node_agent.mount_ns import covered, mount_order, nearest_existing
 from flashsale_dev.cluster.node_agent.service_env import service_env
+from flashsale_dev.paths import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -110,6 +113,21 @@ def test_a_missing_mount_point_gets_its_room_in_the_nearest_existing_directory()
     assert nearest_existing("/data", existing.__contains__) == "/"
     binds = [{"target": "/data/cache"}, {"target": "/etc/hosts"}, {"target": "/data"}]
     assert [b["target"] for b in mount_order(binds)] == ["/data", "/data/cache", "/etc/hosts"]
+
+
+def test_the_images_files_a_volume_would_hide_are_shown_again() -> None:
+    """Locally an image's files are the host's: a checkout under /tmp under an emptyDir at /tmp."""
+    roots = ["/tmp/ci/checkout", "/root/.cache/flashsale", "/tmpfoo/venv"]
+    assert covered(roots, ["/tmp", "/var/run/secrets/kubernetes.io/serviceaccount"]) == ["/tmp/ci/checkout"]
+    assert covered(roots, ["/tmp/"]) == ["/tmp/ci/checkout"]
+    assert covered(roots, ["/data"]) == []
+
+
+def test_the_image_roots_hold_this_checkout_and_this_python_once_each() -> None:
+    roots = image_roots()
+    assert str(REPO_ROOT) in roots
+    assert any(sys.prefix.startswith(root) for root in roots)
+    assert not any(a != b and a.startswith(b + "/") for a in roots for b in roots)
 
 
 def claim(**annotations: str) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
+
+from flashsale_dev.paths import REPO_ROOT, cache_dir
 
 PROJECT_PREFIX = "flashsale/"
 
@@ -42,6 +45,15 @@ PROJECT_IMAGES: Mapping[str, ImageSpec] = MappingProxyType(
         "flashsale/probe": ImageSpec((sys.executable, "-m", "flashsale_dev.probe_server"), env=_PYTHON_ENV),
     }
 )
+
+
+def image_roots() -> list[str]:
+    """Where a project image's files are, locally: the checkout, this venv, the Python it was made from
+    and the tool cache (the Kafka jars). In a container they are the image's root file system, never
+    under a volume; here a volume over an ancestor (an emptyDir at /tmp, with a checkout under /tmp)
+    would hide them, so the node agent shows them again on top of the pod's volumes."""
+    roots = sorted({str(Path(p).resolve()) for p in (REPO_ROOT, sys.prefix, sys.base_prefix, cache_dir())})
+    return [r for r in roots if not any(r.startswith(other + "/") for other in roots if other != r)]
 
 
 def split_image(image: str) -> tuple[str, str]:

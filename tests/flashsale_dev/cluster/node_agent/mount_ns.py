@@ -4,7 +4,9 @@
 unshare(CLONE_NEWNS | CLONE_NEWUTS), set the plan's `hostname` (the pod's, as in a real pod: it
 resolves through the pod's /etc/hosts, the host's name would not), make every mount private (so
 nothing propagates back to the host), bind each `{"source", "target", "read_only"}` of the plan in
-turn, chdir to the plan's `cwd`, then exec ARGV.
+turn, show the plan's `image` paths again where a volume covers them (locally the image's files are
+the host's: a checkout under /tmp must not vanish under an emptyDir at /tmp), chdir to the plan's
+`cwd`, then exec ARGV.
 The exec keeps the pid (the agent tracks the real process), the session and PR_SET_PDEATHSIG; the
 namespace, and every mount in it, dies with the last process inside it.
 
@@ -48,6 +50,11 @@ def nearest_existing(path: str, exists: Callable[[str], bool]) -> str:
 def mount_order(binds: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """Parents before children, so /data/cache is mounted inside the /data volume, as the kubelet does."""
     return sorted(binds, key=lambda bind: str(bind["target"]).rstrip("/").count("/"))
+
+
+def covered(paths: Sequence[str], targets: Sequence[str]) -> list[str]:
+    """The `paths` strictly inside some mount target: a volume there would hide them."""
+    return [p for p in paths if any(p.startswith(t.rstrip("/") + "/") for t in targets)]
 
 
 def _check(result: int, what: str) -> None:
@@ -131,14 +138,19 @@ def set_up(plan: Mapping[str, Any]) -> None:
     sources = [_pin(str(bind["source"])) for bind in binds]
     os.makedirs(str(plan["staging"]), exist_ok=True)
     staging, cwd = _pin(str(plan["staging"])), _pin(str(plan["cwd"]))
+    targets = [os.path.normpath(str(bind["target"])) for bind in binds]
+    image = {path: _pin(path) for path in covered(plan.get("image") or [], targets)}
     ours: set[str] = set()
     for index, (bind, source) in enumerate(zip(binds, sources, strict=True)):
-        target = os.path.realpath(str(bind["target"]))
+        target = os.path.realpath(str(bind["target"]))  # after the mounts before it, as they resolve it
         if not os.path.lexists(target):
             _make_room(target, os.path.isdir(source), os.path.join(staging, f"mirror-{index}"), ours)
         _mount(source, target, None, MS_BIND | MS_REC)
         if bind.get("read_only"):
             _mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path, pinned in image.items():  # the image's files over the volume that covered them
+        os.makedirs(path, exist_ok=True)
+        _mount(pinned, path, None, MS_BIND | MS_REC)
     os.chdir(cwd)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from flashsale_dev.cluster.images import ImageSpec, compose_argv, find_image, is_project_image
+from flashsale_dev.cluster.images import ImageSpec, compose_argv, find_image, image_roots, is_project_image
 from flashsale_dev.cluster.node_agent import mount_ns
 from flashsale_dev.cluster.node_agent.addresses import PodAddresses
 from flashsale_dev.cluster.node_agent.container import Launch, PodRef, ProcessContainer
@@ -208,6 +208,7 @@ class PodRuntime:
             "staging": str(self.volumes.dir / f"mnt-{spec['name']}"),
             "cwd": str(cwd),
             "hostname": base["HOSTNAME"],
+            "image": image_roots(),
         }
         return Launch(
             argv=[*MOUNT_NS, json.dumps(plan), *argv],
