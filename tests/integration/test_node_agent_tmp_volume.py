@@ -2,7 +2,7 @@
 
 The node's state directory (the pod's files, its staging, its working directory) lives under /tmp
 in the tests; the mount namespace pins them before it mounts anything, so a volume over /tmp in the
-pod does not hide the Secret files mounted after it.
+pod does not hide the Secret files mounted after it, nor the local image's files (a checkout under /tmp).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from flashsale_dev.cluster.images import image_roots
 from flashsale_dev.cluster.node_agent import mount_ns
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,12 @@ def test_an_empty_dir_over_tmp_still_gets_the_pods_files_and_its_working_directo
         "staging": str(tmp_path / "staging"),
         "cwd": str(work),
         "hostname": "pod-a",
+        "image": image_roots(),  # as the node agent's plan: the local image's files stay seen
     }
+    # What the pod's /tmp shows: nothing, or the way to the image's files when the checkout is under /tmp.
+    shown = sorted(
+        {Path(root).relative_to("/tmp").parts[0] for root in mount_ns.covered(image_roots(), ["/tmp"])}
+    )
     inside = (
         "import os, pathlib; "
         "print(open('/var/run/secrets/flashsale-test/key').read()); "
@@ -51,5 +57,5 @@ def test_an_empty_dir_over_tmp_still_gets_the_pods_files_and_its_working_directo
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["s3cret", "work", "[]"]  # the pod's /tmp starts empty
+    assert done.stdout.splitlines() == ["s3cret", "work", str(shown)]  # the pod's /tmp starts empty
     assert (empty_dir / "written-in-the-pod").read_text() == "x"  # and is the emptyDir
