@@ -12,8 +12,7 @@ from typing import Any
 
 from flashsale_sale import tokens
 
-USER_TOKEN_KEY_ENV = "FLASHSALE_USER_TOKEN_KEY"  # noqa: S105 - a variable name; `make up` exports it
-PAYMENT_KEY_ENV = "FLASHSALE_PAYMENT_KEY"  # the platform's payment key
+USER_TOKEN_KEY_ENV, PAYMENT_KEY_ENV = tokens.USER_TOKEN_KEY_ENV, tokens.PAYMENT_KEY_ENV
 
 
 def add_parser(commands: Any) -> None:

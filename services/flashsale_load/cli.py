@@ -20,8 +20,7 @@ from flashsale_sale import tokens
 if TYPE_CHECKING:
     from flashsale_load.crowd import Shopper
 
-USER_TOKEN_KEY_ENV = "FLASHSALE_USER_TOKEN_KEY"  # noqa: S105 - a variable name
-PAYMENT_KEY_ENV = "FLASHSALE_PAYMENT_KEY"
+USER_TOKEN_KEY_ENV, PAYMENT_KEY_ENV = tokens.USER_TOKEN_KEY_ENV, tokens.PAYMENT_KEY_ENV
 
 DESCRIPTION = """Play a bounded, realistic crowd against a sale's public URL and report what happened.
 

@@ -40,6 +40,11 @@ USER_TOKEN_LABEL: Final = "flashsale user-token v1 "  # noqa: S105 - a label, no
 PAYMENT_LABEL: Final = "flashsale payment v1 "
 
 
+# Where the tools (`flashsale token`, `flashsale load`) read the platform's keys from; `make up` exports them.
+USER_TOKEN_KEY_ENV = "FLASHSALE_USER_TOKEN_KEY"  # noqa: S105 - a variable name
+PAYMENT_KEY_ENV = "FLASHSALE_PAYMENT_KEY"
+
+
 class InvalidToken(ValueError):
     """The token is missing, malformed, forged, signed with another key, or expired."""
 
